@@ -1,0 +1,119 @@
+"""Settings read from the environment and `.env`, checked once at start-up."""
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# Long enough to pass the length check, and refused in production, so a development
+# token can never be valid against a production deployment.
+DEVELOPMENT_SECRET = "development-secret-for-local-use-only-not-for-production"  # noqa: S105
+MINIMUM_SECRET_BYTES = 32
+SHARED_SECRET_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+DEFAULT_DATABASE_URL = "sqlite:///./tasks.db"
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+def _comma_separated(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every variable the service reads; `.env.example` documents each one."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    app_env: Environment = Environment.DEVELOPMENT
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+
+    database_url: SecretStr | None = None
+    db_pool_size: int = Field(default=5, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Neon suspends an idle compute after five minutes and its pooler drops idle
+    # connections; recycling sooner means we never hand out a connection it has closed.
+    db_pool_recycle_seconds: int = Field(default=240, ge=1)
+    migrate_on_start: bool = True
+
+    better_auth_secret: SecretStr | None = None
+    jwt_algorithms: Annotated[list[str], NoDecode] = ["HS256"]
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+
+    cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:3000"]
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] | None = None
+
+    _split_algorithms = field_validator("jwt_algorithms", "cors_origins", mode="before")(
+        _comma_separated
+    )
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _only_shared_secret_algorithms(cls, algorithms: list[str]) -> list[str]:
+        unknown = sorted(set(algorithms) - SHARED_SECRET_ALGORITHMS)
+        if unknown or not algorithms:
+            allowed = ", ".join(sorted(SHARED_SECRET_ALGORITHMS))
+            raise ValueError(f"must be a non-empty list of {allowed}; got {algorithms}")
+        return algorithms
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard_origin(cls, origins: list[str]) -> list[str]:
+        # Browsers send the bearer token with credentials, which a wildcard would expose.
+        if "*" in origins:
+            raise ValueError("list the frontend origins explicitly; '*' is not allowed")
+        return origins
+
+    @field_validator("jwt_issuer", "jwt_audience", "database_url", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _production_needs_real_configuration(self) -> "Settings":
+        problems = []
+        secret = self.better_auth_secret
+        if secret is not None and len(secret.get_secret_value().encode()) < MINIMUM_SECRET_BYTES:
+            problems.append(
+                f"BETTER_AUTH_SECRET must be at least {MINIMUM_SECRET_BYTES} bytes "
+                "(generate one with: openssl rand -base64 32)"
+            )
+        if self.app_env is Environment.PRODUCTION:
+            if self.database_url is None:
+                problems.append("DATABASE_URL is required in production")
+            if secret is None:
+                problems.append("BETTER_AUTH_SECRET is required in production")
+            elif secret.get_secret_value() == DEVELOPMENT_SECRET:
+                problems.append("BETTER_AUTH_SECRET must not be the development secret")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env is Environment.PRODUCTION
+
+    @property
+    def jwt_secret(self) -> SecretStr:
+        return self.better_auth_secret or SecretStr(DEVELOPMENT_SECRET)
+
+    @property
+    def database_url_or_default(self) -> str:
+        return self.database_url.get_secret_value() if self.database_url else DEFAULT_DATABASE_URL
+
+    @property
+    def renders_json_logs(self) -> bool:
+        if self.log_format is None:
+            return self.is_production
+        return self.log_format == "json"
