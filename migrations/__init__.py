@@ -1,0 +1,63 @@
+"""Alembic migrations, and the locked upgrade that the run command performs at start-up."""
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, create_engine, text
+
+from shared.db import sync_database_url
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# An arbitrary constant: every instance of this service agrees on it, nothing else uses it.
+MIGRATION_LOCK_KEY = 7_391_254_026
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config(toml_file=PROJECT_ROOT / "pyproject.toml")
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config.attributes["connection"] = connection
+    return config
+
+
+@contextmanager
+def _file_lock(database_path: str) -> Iterator[None]:
+    with open(f"{database_path}.migrate.lock", "w") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def upgrade_database(raw_url: str) -> None:
+    """Bring the database to the latest revision; safe when several processes start at once.
+
+    PostgreSQL: the upgrade runs in one transaction holding an advisory lock, so a second process
+    waits, then finds the schema current. SQLite: a lock file beside the database does the same.
+    """
+    url = sync_database_url(raw_url)
+    engine = create_engine(url)
+    try:
+        if url.get_backend_name() == "postgresql":
+            with engine.begin() as connection:
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+                command.upgrade(alembic_config(connection), "head")
+        else:
+            database_path = url.database or ""
+            lock = _file_lock(database_path) if database_path not in {"", ":memory:"} else None
+            with lock or _no_lock(), engine.begin() as connection:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                command.upgrade(alembic_config(connection), "head")
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _no_lock() -> Iterator[None]:
+    yield

@@ -1,0 +1,190 @@
+"""The database: the tables, the engine, and the per-request session that owns the transaction."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from pydantic import AfterValidator
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, Integer, String, event
+from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.config import Settings
+
+TITLE_MAX_LENGTH = 200
+DESCRIPTION_MAX_LENGTH = 1000
+USER_ID_MAX_LENGTH = 255
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp that always comes back in UTC, on PostgreSQL and SQLite alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware one")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        # SQLite keeps no zone; everything we store is UTC, so naive means UTC.
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class User(SQLModel, table=True):
+    """A person, as the frontend's Better Auth knows them; `id` is the token's subject."""
+
+    __tablename__ = "users"
+
+    id: str = Field(primary_key=True, max_length=USER_ID_MAX_LENGTH)
+    # Neither is unique: the id is the identity, and an email may move between accounts.
+    email: str | None = Field(default=None, sa_type=String)
+    name: str | None = Field(default=None, sa_type=String)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
+
+
+class Task(SQLModel, table=True):
+    """One item of one person's todo list."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (Index("ix_tasks_user_id_newest_first", "user_id", "created_at", "id"),)
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            # SQLite only auto-assigns ids to a column declared exactly INTEGER PRIMARY KEY.
+            BigInteger().with_variant(Integer(), "sqlite"),
+            Identity(),
+            primary_key=True,
+        ),
+    )
+    user_id: str = Field(foreign_key="users.id", ondelete="CASCADE", max_length=USER_ID_MAX_LENGTH)
+    title: str = Field(max_length=TITLE_MAX_LENGTH)
+    description: str | None = Field(default=None, max_length=DESCRIPTION_MAX_LENGTH)
+    completed: bool = Field(default=False)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+def _reject_unstorable_text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL, and a lone surrogate cannot be encoded as UTF-8:
+    # both would fail inside the database as a 500, so they are refused at the edge.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no unpaired surrogates)") from None
+    return value
+
+
+StorableText = AfterValidator(_reject_unstorable_text)
+"""Marks a request string as text the database can store (`Annotated[str, StorableText]`)."""
+
+
+def is_storable_text(value: str) -> bool:
+    try:
+        _reject_unstorable_text(value)
+    except ValueError:
+        return False
+    return True
+
+
+class DatabaseUrlError(ValueError):
+    pass
+
+
+def async_database_url(raw_url: str) -> URL:
+    """The SQLAlchemy URL for the async drivers: psycopg 3 for PostgreSQL, aiosqlite for SQLite.
+
+    `postgres://`, `postgresql://` and `postgresql+psycopg://` are all accepted, with their query
+    string (Neon's `sslmode=require&channel_binding=require`) passed to libpq unchanged.
+    """
+    try:
+        url = make_url(raw_url)
+    except ArgumentError as error:
+        raise DatabaseUrlError("DATABASE_URL is not a valid database URL") from error
+    backend = url.get_backend_name()
+    if backend in {"postgres", "postgresql"}:
+        if url.drivername not in {"postgres", "postgresql", "postgresql+psycopg"}:
+            raise DatabaseUrlError(
+                f"DATABASE_URL driver {url.drivername!r} is not supported; use postgresql://"
+            )
+        return url.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite")
+    raise DatabaseUrlError(
+        f"DATABASE_URL must be a PostgreSQL or SQLite URL, not {url.drivername!r}"
+    )
+
+
+def sync_database_url(raw_url: str) -> URL:
+    """The same database through the synchronous drivers, for migrations and scripts."""
+    url = async_database_url(raw_url)
+    return url.set(drivername="sqlite") if url.get_backend_name() == "sqlite" else url
+
+
+def _enable_sqlite_integrity(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # Foreign keys are off by default in SQLite, and without them deletes do not cascade.
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # WAL lets readers proceed while a writer commits; busy_timeout waits instead of failing.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = async_database_url(settings.database_url_or_default)
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url, hide_parameters=True)
+        event.listen(engine.sync_engine, "connect", _enable_sqlite_integrity)
+        return engine
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_recycle=settings.db_pool_recycle_seconds,
+        pool_pre_ping=True,
+        # Exception messages would otherwise carry bound values, i.e. the text of tasks.
+        hide_parameters=True,
+        connect_args={"application_name": "tasks-api"},
+    )
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Nothing is re-read after commit: the handler already holds what it wrote.
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def _session_for_request(request: Request) -> AsyncIterator[AsyncSession]:
+    session_factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+    async with session_factory() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+DbSession = Annotated[AsyncSession, Depends(_session_for_request, scope="function")]
+"""The request's session. It commits after the handler returns and before the response is
+sent (so a failed commit is never reported as success), rolls back on error, always closes."""
