@@ -1,0 +1,143 @@
+"""structlog configuration, and the middleware that gives each request an id and one log line."""
+
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import TextIO
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.config import Settings
+from shared.problems import PROBLEM_MEDIA_TYPE, internal_error_body
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A client's id is kept only when it is short and plain, so it cannot forge log lines.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=~-]{0,127}")
+# Belt and braces: even if someone logs one of these keys, its value never reaches the output.
+_SECRET_KEYS = frozenset({"authorization", "token", "secret", "password", "cookie"})
+
+log = structlog.get_logger()
+
+
+def _redact_secrets(
+    _logger: object, _method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    for key in event_dict.keys() & _SECRET_KEYS:
+        event_dict[key] = "[redacted]"
+    return event_dict
+
+
+def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
+    """JSON lines in production, a readable console in development, for ours and uvicorn's logs."""
+    shared_processors: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact_secrets,
+    ]
+    renderer: structlog.types.Processor
+    if settings.renders_json_logs:
+        shared_processors.append(structlog.processors.format_exc_info)
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[*shared_processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared_processors,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(settings.log_level)
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+    # Alembic announces each of its plugins at INFO on every start; only its upgrades matter.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # Our own request line replaces uvicorn's access log, which lacks the id, user and route.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def _request_id_from(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _SANE_REQUEST_ID.fullmatch(candidate):
+                return candidate
+            break
+    return uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    """Gives each request an id (kept from a sane `X-Request-ID`, else new), echoes it, logs one
+    line when the request ends, and turns an unhandled exception into a generic 500 problem."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = _request_id_from(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status = 500
+        response_started = False
+        encoded_id = request_id.encode()
+
+        async def send_with_request_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", encoded_id)]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_request_id)
+        except Exception:
+            log.exception("request.failed", method=scope["method"], path=scope["path"])
+            if response_started:
+                raise
+            await self._send_internal_error(scope, send_with_request_id)
+        finally:
+            route = scope.get("route")
+            log.info(
+                "request.completed",
+                method=scope["method"],
+                route=getattr(route, "path", None),
+                status=status,
+                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                user_id=scope["state"].get("user_id"),
+            )
+            structlog.contextvars.clear_contextvars()
+
+    @staticmethod
+    async def _send_internal_error(scope: Scope, send: Send) -> None:
+        body = internal_error_body(scope)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [
+                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

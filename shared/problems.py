@@ -1,0 +1,169 @@
+"""RFC 9457 problem details: the one shape of every error this service answers with."""
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.types import Scope
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_SECONDS = 5
+READ_ONLY_FIELDS = frozenset({"id", "user_id", "created_at", "updated_at"})
+
+log = structlog.get_logger()
+
+
+class FieldError(BaseModel):
+    """One invalid part of the request."""
+
+    location: str = Field(description="Where the value came from: body, path, query or header.")
+    field: str | None = Field(description="The field's name (dotted for nested ones), if any.")
+    message: str = Field(description="What is wrong with it.")
+    type: str = Field(description="A machine-readable error code.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object."""
+
+    type: str = Field(default="about:blank", description="A URI reference for the problem type.")
+    title: str = Field(description="The HTTP status phrase.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong with this request, for a person to read.")
+    request_id: str | None = Field(
+        default=None, description="The request's id, as in the X-Request-ID header."
+    )
+    errors: list[FieldError] | None = Field(
+        default=None, description="Each invalid field (400 responses only)."
+    )
+
+
+def request_id_of(scope: Scope) -> str | None:
+    return scope.get("state", {}).get("request_id")
+
+
+def problem_response(
+    scope: Scope,
+    status: int,
+    detail: str,
+    *,
+    errors: Sequence[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    problem = Problem(
+        title=HTTPStatus(status).phrase,
+        status=status,
+        detail=detail,
+        request_id=request_id_of(scope),
+        errors=list(errors) if errors is not None else None,
+    )
+    return Response(
+        content=problem.model_dump_json(exclude_none=True),
+        status_code=status,
+        headers=dict(headers or {}),
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+def _field_error(error: Mapping[str, Any]) -> FieldError:
+    location, *path = error["loc"] or ("body",)
+    error_type = error["type"]
+    message = error["msg"]
+    if error_type == "json_invalid":
+        path = []
+        message = f"The body is not valid JSON: {error.get('ctx', {}).get('error', message)}"
+    elif error_type == "missing" and not path and location == "body":
+        message = "A JSON body is required"
+    elif error_type == "extra_forbidden":
+        name = str(path[-1]) if path else ""
+        message = (
+            "is set by the server and cannot be written"
+            if name in READ_ONLY_FIELDS
+            else "is not a field of this request"
+        )
+    elif error_type == "model_attributes_type" and not path and location == "body":
+        message = "The body must be a JSON object sent as application/json"
+    return FieldError(
+        location=str(location),
+        field=".".join(str(part) for part in path) or None,
+        message=message,
+        type=error_type,
+    )
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+    errors = [_field_error(error) for error in exc.errors()]
+    names = ", ".join(sorted({e.field or e.location for e in errors}))
+    return problem_response(request.scope, 400, f"The request is invalid: {names}.", errors=errors)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code < 400:
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and detail == HTTPStatus.NOT_FOUND.phrase:
+        detail = f"Nothing is at {request.method} {request.url.path}."
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        detail = f"{request.method} is not allowed here; allowed: {allowed}."
+    return problem_response(request.scope, exc.status_code, detail, headers=exc.headers)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    # A lost connection or a full pool is the server's fault but passing: 503 invites a retry.
+    log.error("database.unavailable", error_type=type(exc).__name__)
+    return problem_response(
+        request.scope,
+        503,
+        "The database is unavailable; try again shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    for unavailable in (OperationalError, InterfaceError, PoolTimeoutError):
+        app.add_exception_handler(unavailable, _database_unavailable)
+
+
+def internal_error_body(scope: Scope) -> bytes:
+    problem = Problem(
+        title=HTTPStatus.INTERNAL_SERVER_ERROR.phrase,
+        status=500,
+        detail="The server failed to handle this request; it has been logged.",
+        request_id=request_id_of(scope),
+    )
+    return problem.model_dump_json(exclude_none=True).encode()
+
+
+def problem_openapi(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Give every error response the problem schema, and report validation as 400, not 422.
+
+    Slices declare only which errors they can return (`responses={404: {...}}`); the shape is
+    the same everywhere, so it is filled in here once.
+    """
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    problem_schema = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(problem_schema.pop("$defs", {}))
+    schemas["Problem"] = problem_schema
+    problem_content = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for path_item in openapi.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.get("responses", {})
+            validation = responses.pop("422", None)
+            if validation is not None and "400" not in responses:
+                responses["400"] = {"description": "The request is invalid."}
+            for status, response in responses.items():
+                if status.isdigit() and int(status) >= 400:
+                    response["content"] = problem_content
+    return openapi
