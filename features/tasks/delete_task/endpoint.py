@@ -1,0 +1,28 @@
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, HTTPException, Path, Response, status
+
+from features.tasks.delete_task.query import delete_task_of_user
+from shared.auth import WritingTaskOwner
+from shared.db import DbSession
+
+router = APIRouter()
+log = structlog.get_logger()
+
+TaskId = Annotated[int, Path(gt=0, le=2**63 - 1, description="The task's id.")]
+
+
+@router.delete(
+    "/api/{user_id}/tasks/{task_id}",
+    operation_id="delete_task",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses={404: {"description": "No such task on this person's list."}},
+)
+async def delete_task(task_id: TaskId, owner: WritingTaskOwner, session: DbSession) -> Response:
+    """Delete a task from the signed-in person's list."""
+    if not await delete_task_of_user(session, owner.id, task_id):
+        raise HTTPException(404, f"Task {task_id} was not found")
+    log.info("task.deleted", task_id=task_id, user_id=owner.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,166 @@
+"""The Tasks API.
+
+uv run main.py                     serve (migrating the database first)
+uv run main.py token <user_id>     print a token the configured server accepts
+uv run main.py migrate             bring the database to the latest revision, then exit
+"""
+
+import argparse
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import structlog
+import uvicorn
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+
+from features.registry import PUBLIC_ROUTERS, tasks_router
+from shared.auth import BearerAuthMiddleware, KnownUsers, SharedSecretVerifier, mint_token
+from shared.body_limit import BodyLimitMiddleware
+from shared.config import Settings
+from shared.db import DatabaseUrlError, async_database_url, create_engine, create_session_factory
+from shared.logging import REQUEST_ID_HEADER, RequestContextMiddleware, configure_logging
+from shared.problems import install_problem_handlers, problem_openapi
+
+API_DESCRIPTION = """Each person's todo list, for the frontend's REST calls.
+
+Every `/api/` route needs `Authorization: Bearer <jwt>`, a token from the frontend's Better Auth
+whose subject is the `{user_id}` of the path. Errors are RFC 9457 problem details
+(`application/problem+json`) carrying the request id that `X-Request-ID` also returns."""
+
+log = structlog.get_logger()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application from settings (read from the environment when not given)."""
+    settings = settings or Settings()
+    configure_logging(settings)
+    engine = create_engine(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        log.info(
+            "app.started",
+            environment=settings.app_env.value,
+            database=engine.url.render_as_string(hide_password=True),
+        )
+        yield
+        await engine.dispose()
+        log.info("app.stopped")
+
+    app = FastAPI(
+        title="Tasks API",
+        version="1.0.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.session_factory = create_session_factory(engine)
+    app.state.known_users = KnownUsers()
+
+    install_problem_handlers(app)
+    for router in PUBLIC_ROUTERS:
+        app.include_router(router)
+    app.include_router(tasks_router())
+
+    # Added innermost first: a request meets CORS, then its id and log line, then the body
+    # limit, then the token check, and only then the routes.
+    app.add_middleware(BearerAuthMiddleware, verifier=SharedSecretVerifier(settings))
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
+        expose_headers=["Location", REQUEST_ID_HEADER],
+        max_age=600,
+    )
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = problem_openapi(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def _serve(settings: Settings) -> None:
+    if settings.migrate_on_start:
+        from migrations import upgrade_database
+
+        upgrade_database(settings.database_url_or_default)
+    uvicorn.run(
+        "main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        server_header=False,
+    )
+
+
+def _print_token(settings: Settings, arguments: argparse.Namespace) -> None:
+    print(
+        mint_token(
+            settings,
+            arguments.user_id,
+            email=arguments.email,
+            name=arguments.name,
+            lifetime=timedelta(minutes=arguments.minutes),
+        )
+    )
+
+
+def _parse_arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="main.py", description="The Tasks API.")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="serve the API (the default)")
+    commands.add_parser("migrate", help="bring the database to the latest revision")
+    token = commands.add_parser("token", help="print a token the configured server accepts")
+    token.add_argument("user_id")
+    token.add_argument("--email")
+    token.add_argument("--name")
+    token.add_argument("--minutes", type=int, default=60, help="lifetime (default 60)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    arguments = _parse_arguments(argv)
+    try:
+        settings = Settings()
+        async_database_url(settings.database_url_or_default)
+    except ValidationError as error:
+        for problem in error.errors():
+            field = ".".join(str(part) for part in problem["loc"]).upper()
+            message = problem["msg"].removeprefix("Value error, ")
+            print(f"configuration error: {field + ': ' if field else ''}{message}", file=sys.stderr)
+        return 2
+    except DatabaseUrlError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    if arguments.command == "token":
+        _print_token(settings, arguments)
+    elif arguments.command == "migrate":
+        from migrations import upgrade_database
+
+        upgrade_database(settings.database_url_or_default)
+        url = make_url(settings.database_url_or_default)
+        log.info("database.migrated", database=url.render_as_string(hide_password=True))
+    else:
+        _serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
