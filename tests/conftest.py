@@ -1,0 +1,150 @@
+"""The whole suite runs twice: against a fresh PostgreSQL database and against a SQLite file.
+
+PostgreSQL comes from TASKS_TEST_POSTGRES_URL (default: the local server as `postgres`); when it
+cannot be reached those runs skip, unless TASKS_TEST_REQUIRE_POSTGRES=1 (set by CI) makes that a
+failure. Each test starts with empty tables and leaves them empty.
+"""
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, create_engine, delete, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from main import create_app
+from migrations import upgrade_database
+from shared.auth import mint_token
+from shared.config import Settings
+from shared.db import Task, User, sync_database_url
+from tests import factories
+
+# Whatever a developer's shell or .env says must not leak into the settings under test.
+for _name in Settings.model_fields:
+    os.environ.pop(_name.upper(), None)
+
+TEST_SECRET = "test-secret-of-more-than-thirty-two-bytes-0123456789"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TASKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_POSTGRES = os.environ.get("TASKS_TEST_REQUIRE_POSTGRES") == "1"
+
+
+@dataclass(frozen=True)
+class DatabaseUnderTest:
+    backend: str
+    url: str
+    engine: Engine
+
+
+def _postgres_database() -> Iterator[DatabaseUnderTest]:
+    admin = create_engine(
+        sync_database_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT", pool_pre_ping=True
+    )
+    name = f"tasks_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as error:
+        admin.dispose()
+        reason = f"no PostgreSQL server at {POSTGRES_ADMIN_URL}: {error.orig}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"TASKS_TEST_REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(reason)
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    upgrade_database(url)
+    engine = create_engine(sync_database_url(url))
+    try:
+        yield DatabaseUnderTest("postgresql", url, engine)
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseUnderTest]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'tasks.db'}"
+    upgrade_database(url)
+    engine = create_engine(sync_database_url(url))
+
+    @event.listens_for(engine, "connect")
+    def _enforce_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+    try:
+        yield DatabaseUnderTest("sqlite", url, engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session", params=["postgresql", "sqlite"])
+def database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DatabaseUnderTest]:
+    if request.param == "postgresql":
+        yield from _postgres_database()
+    else:
+        yield from _sqlite_database(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def settings(database: DatabaseUnderTest) -> Settings:
+    return Settings(
+        _env_file=None,
+        database_url=database.url,
+        better_auth_secret=TEST_SECRET,
+        migrate_on_start=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+def _running_client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def db(database: DatabaseUnderTest) -> Iterator[Session]:
+    """A session on the test database, for factories and for checking what was stored."""
+    with Session(database.engine) as session:
+        factories.bind(session)
+        yield session
+        factories.bind(None)
+    with database.engine.begin() as connection:
+        connection.execute(delete(Task))
+        connection.execute(delete(User))
+
+
+@pytest.fixture
+def client(_running_client: TestClient, app: FastAPI, db: Session) -> Iterator[TestClient]:
+    """The app over HTTP, with empty tables before and after the test."""
+    yield _running_client
+    app.state.known_users.clear()
+
+
+@pytest.fixture
+def auth_headers(settings: Settings) -> Callable[..., dict[str, str]]:
+    """Headers with a real token for `user_id` (claims such as email and name as keywords)."""
+
+    def headers_for(
+        user_id: str, *, lifetime: timedelta = timedelta(minutes=15), **claims: Any
+    ) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {mint_token(settings, user_id, lifetime=lifetime, **claims)}"
+        }
+
+    return headers_for

@@ -1,0 +1,182 @@
+from datetime import timedelta
+
+import pytest
+
+from shared.db import utc_now
+from tests.factories import TaskFactory
+from tests.support import assert_problem, assert_task_matches, parse_timestamp, stored_task
+
+AN_HOUR_AGO = utc_now() - timedelta(hours=1)
+
+
+def _task_of_alice(completed: bool = False):
+    return TaskFactory(
+        owner__id="alice",
+        title="Old title",
+        description="Old description",
+        completed=completed,
+        created_at=AN_HOUR_AGO,
+    )
+
+
+def test_replaces_every_given_field_and_moves_updated_at(client, db, auth_headers):
+    task = _task_of_alice()
+
+    response = client.put(
+        f"/api/alice/tasks/{task.id}",
+        json={"title": "New title", "description": "New description", "completed": True},
+        headers=auth_headers("alice"),
+    )
+
+    assert response.status_code == 200, response.text
+    stored = stored_task(db, task.id)
+    assert (stored.title, stored.description, stored.completed) == (
+        "New title",
+        "New description",
+        True,
+    )
+    assert stored.created_at == AN_HOUR_AGO
+    assert stored.updated_at > AN_HOUR_AGO
+    assert_task_matches(response.json(), stored)
+
+
+def test_omitted_fields_keep_their_values(client, db, auth_headers):
+    task = _task_of_alice(completed=True)
+
+    response = client.put(
+        f"/api/alice/tasks/{task.id}",
+        json={"title": "Only the title"},
+        headers=auth_headers("alice"),
+    )
+
+    assert response.status_code == 200
+    stored = stored_task(db, task.id)
+    assert (stored.title, stored.description, stored.completed) == (
+        "Only the title",
+        "Old description",
+        True,
+    )
+
+
+def test_a_null_description_clears_it(client, db, auth_headers):
+    task = _task_of_alice()
+
+    response = client.put(
+        f"/api/alice/tasks/{task.id}",
+        json={"title": "Old title", "description": None},
+        headers=auth_headers("alice"),
+    )
+
+    assert response.status_code == 200
+    assert response.json()["description"] is None
+    assert stored_task(db, task.id).description is None
+
+
+def test_updated_at_moves_even_when_the_content_is_the_same(client, auth_headers):
+    task = _task_of_alice()
+
+    response = client.put(
+        f"/api/alice/tasks/{task.id}", json={"title": "Old title"}, headers=auth_headers("alice")
+    )
+
+    assert parse_timestamp(response.json()["updated_at"]) > AN_HOUR_AGO
+
+
+@pytest.mark.parametrize(
+    ("body", "invalid_field"),
+    [
+        pytest.param({"description": "no title"}, "title", id="title missing"),
+        pytest.param({"title": ""}, "title", id="title empty"),
+        pytest.param({"title": "  "}, "title", id="title blank"),
+        pytest.param({"title": "t" * 201}, "title", id="title too long"),
+        pytest.param({"title": ["a"]}, "title", id="title a list"),
+        pytest.param(
+            {"title": "ok", "description": "d" * 1001}, "description", id="description too long"
+        ),
+        pytest.param({"title": "ok", "completed": None}, "completed", id="completed null"),
+        pytest.param({"title": "ok", "completed": "false"}, "completed", id="completed a string"),
+        pytest.param({"title": "ok", "id": 1}, "id", id="id is read-only"),
+        pytest.param({"title": "ok", "user_id": "bob"}, "user_id", id="user_id is read-only"),
+        pytest.param(
+            {"title": "ok", "created_at": "2000-01-01T00:00:00Z"}, "created_at", id="created_at"
+        ),
+        pytest.param(
+            {"title": "ok", "updated_at": "2000-01-01T00:00:00Z"}, "updated_at", id="updated_at"
+        ),
+        pytest.param({"title": "ok", "done": True}, "done", id="unknown field"),
+        pytest.param({"title": "a\x00b"}, "title", id="NUL in title"),
+    ],
+)
+def test_invalid_bodies_are_400_and_change_nothing(client, db, auth_headers, body, invalid_field):
+    task = _task_of_alice()
+
+    response = client.put(f"/api/alice/tasks/{task.id}", json=body, headers=auth_headers("alice"))
+
+    assert_problem(response, 400, invalid_fields={invalid_field})
+    stored = stored_task(db, task.id)
+    assert (stored.title, stored.description, stored.completed, stored.updated_at) == (
+        "Old title",
+        "Old description",
+        False,
+        AN_HOUR_AGO,
+    )
+
+
+def test_malformed_json_is_400(client, auth_headers):
+    task = _task_of_alice()
+
+    response = client.put(
+        f"/api/alice/tasks/{task.id}",
+        content=b'{"title": ',
+        headers={**auth_headers("alice"), "Content-Type": "application/json"},
+    )
+
+    assert_problem(response, 400)
+
+
+def test_a_missing_task_is_404(client, auth_headers):
+    response = client.put(
+        "/api/alice/tasks/987654", json={"title": "x"}, headers=auth_headers("alice")
+    )
+
+    assert_problem(response, 404)
+
+
+def test_another_persons_task_is_404_and_unchanged(client, db, auth_headers):
+    bobs = TaskFactory(owner__id="bob", title="Bob's")
+
+    response = client.put(
+        f"/api/alice/tasks/{bobs.id}", json={"title": "Hijacked"}, headers=auth_headers("alice")
+    )
+
+    assert_problem(response, 404)
+    assert stored_task(db, bobs.id).title == "Bob's"
+
+
+def test_another_persons_path_is_forbidden_and_unchanged(client, db, auth_headers):
+    bobs = TaskFactory(owner__id="bob", title="Bob's")
+
+    response = client.put(
+        f"/api/bob/tasks/{bobs.id}", json={"title": "Hijacked"}, headers=auth_headers("alice")
+    )
+
+    assert_problem(response, 403)
+    assert stored_task(db, bobs.id).title == "Bob's"
+
+
+@pytest.mark.parametrize("bad_id", ["0", "-1", "abc", str(2**63)])
+def test_a_bad_id_is_400(client, auth_headers, bad_id):
+    response = client.put(
+        f"/api/alice/tasks/{bad_id}", json={"title": "x"}, headers=auth_headers("alice")
+    )
+
+    assert_problem(response, 400, invalid_fields={"task_id"})
+
+
+def test_without_a_token_it_is_unauthorized(client, db):
+    task = _task_of_alice()
+
+    response = client.put(f"/api/alice/tasks/{task.id}", json={"title": "x"})
+
+    assert_problem(response, 401)
+    assert stored_task(db, task.id).title == "Old title"
