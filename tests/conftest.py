@@ -8,6 +8,7 @@ failure. Each test starts with empty tables and leaves them empty.
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -45,30 +46,44 @@ class DatabaseUnderTest:
     engine: Engine
 
 
-def _postgres_database() -> Iterator[DatabaseUnderTest]:
-    admin = create_engine(
-        sync_database_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT", pool_pre_ping=True
-    )
-    name = f"tasks_test_{uuid.uuid4().hex[:12]}"
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Engine]:
+    """A connection to the PostgreSQL server's maintenance database, to create databases."""
+    admin = create_engine(sync_database_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
+            connection.execute(text("SELECT 1"))
     except OperationalError as error:
         admin.dispose()
         reason = f"no PostgreSQL server at {POSTGRES_ADMIN_URL}: {error.orig}"
         if REQUIRE_POSTGRES:
             pytest.fail(f"TASKS_TEST_REQUIRE_POSTGRES=1 but {reason}")
         pytest.skip(reason)
-    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    upgrade_database(url)
-    engine = create_engine(sync_database_url(url))
+    yield admin
+    admin.dispose()
+
+
+@contextmanager
+def empty_postgres_database(admin: Engine) -> Iterator[str]:
+    """A new, empty database on the server (its URL), dropped afterwards whatever happens."""
+    name = f"tasks_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield DatabaseUnderTest("postgresql", url, engine)
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     finally:
-        engine.dispose()
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+
+
+def _postgres_database(admin: Engine) -> Iterator[DatabaseUnderTest]:
+    with empty_postgres_database(admin) as url:
+        upgrade_database(url)
+        engine = create_engine(sync_database_url(url))
+        try:
+            yield DatabaseUnderTest("postgresql", url, engine)
+        finally:
+            engine.dispose()
 
 
 def _sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseUnderTest]:
@@ -91,7 +106,7 @@ def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DatabaseUnderTest]:
     if request.param == "postgresql":
-        yield from _postgres_database()
+        yield from _postgres_database(request.getfixturevalue("postgres_admin"))
     else:
         yield from _sqlite_database(tmp_path_factory)
 

@@ -11,23 +11,29 @@ from shared.db import Task, User
 TASK_FIELDS = {"id", "user_id", "title", "description", "completed", "created_at", "updated_at"}
 
 
+def _forget(db: Session) -> None:
+    # End any open snapshot and drop cached objects, so reads see what the app committed.
+    db.commit()
+    db.expunge_all()
+
+
 def stored_task(db: Session, task_id: int) -> Task | None:
-    db.commit()  # end any snapshot, so we see what the app committed
-    return db.get(Task, task_id, populate_existing=True)
+    _forget(db)
+    return db.get(Task, task_id)
 
 
 def stored_user(db: Session, user_id: str) -> User | None:
-    db.commit()
-    return db.get(User, user_id, populate_existing=True)
+    _forget(db)
+    return db.get(User, user_id)
 
 
 def task_count(db: Session) -> int:
-    db.commit()
+    _forget(db)
     return db.scalar(select(func.count()).select_from(Task)) or 0
 
 
 def user_count(db: Session) -> int:
-    db.commit()
+    _forget(db)
     return db.scalar(select(func.count()).select_from(User)) or 0
 
 

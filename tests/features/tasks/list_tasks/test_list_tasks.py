@@ -1,9 +1,8 @@
 from datetime import timedelta
 
+from shared.db import utc_now
 from tests.factories import TaskFactory, UserFactory
 from tests.support import assert_problem, assert_task_matches, user_count
-
-from shared.db import utc_now
 
 
 def test_an_empty_list_is_an_empty_array(client, auth_headers):

@@ -1,0 +1,131 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from shared.config import DEVELOPMENT_SECRET, Environment, Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+LONG_SECRET = "x" * 32
+
+
+def _settings(**values) -> Settings:
+    return Settings(_env_file=None, **values)
+
+
+def test_development_needs_no_configuration():
+    settings = _settings()
+
+    assert settings.app_env is Environment.DEVELOPMENT
+    assert settings.jwt_secret.get_secret_value() == DEVELOPMENT_SECRET
+    assert settings.database_url_or_default.startswith("sqlite")
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        pytest.param(
+            {"better_auth_secret": LONG_SECRET}, "DATABASE_URL is required", id="no database"
+        ),
+        pytest.param(
+            {"database_url": "postgresql://db/x"}, "BETTER_AUTH_SECRET is required", id="no secret"
+        ),
+        pytest.param(
+            {"database_url": "postgresql://db/x", "better_auth_secret": "short"},
+            "at least 32 bytes",
+            id="short secret",
+        ),
+        pytest.param(
+            {"database_url": "postgresql://db/x", "better_auth_secret": DEVELOPMENT_SECRET},
+            "development secret",
+            id="development secret",
+        ),
+    ],
+)
+def test_production_refuses_to_start_without_real_configuration(values, message):
+    with pytest.raises(ValidationError, match=message):
+        _settings(app_env="production", **values)
+
+
+def test_production_starts_with_a_database_and_a_long_secret():
+    settings = _settings(
+        app_env="production", database_url="postgresql://db/x", better_auth_secret=LONG_SECRET
+    )
+
+    assert settings.is_production
+    assert settings.renders_json_logs
+
+
+def test_a_short_secret_is_refused_in_development_too():
+    with pytest.raises(ValidationError, match="at least 32 bytes"):
+        _settings(better_auth_secret="s" * 31)
+
+
+def test_secrets_never_appear_in_a_repr():
+    settings = _settings(
+        better_auth_secret=LONG_SECRET + "-visible?", database_url="postgresql://u:hunter2@db/x"
+    )
+
+    assert "visible?" not in repr(settings)
+    assert "hunter2" not in repr(settings)
+    assert "visible?" not in str(settings.model_dump())
+
+
+def test_lists_may_be_given_comma_separated(monkeypatch):
+    monkeypatch.setenv("JWT_ALGORITHMS", "HS256, HS512")
+    monkeypatch.setenv("CORS_ORIGINS", "https://app.example.com,http://localhost:3000")
+
+    settings = _settings()
+
+    assert settings.jwt_algorithms == ["HS256", "HS512"]
+    assert settings.cors_origins == ["https://app.example.com", "http://localhost:3000"]
+
+
+@pytest.mark.parametrize("algorithms", ["none", "RS256", "HS256,none", ""])
+def test_only_shared_secret_algorithms_may_be_configured(monkeypatch, algorithms):
+    monkeypatch.setenv("JWT_ALGORITHMS", algorithms)
+
+    with pytest.raises(ValidationError, match=r"jwt_algorithms"):
+        _settings()
+
+
+def test_a_wildcard_cors_origin_is_refused():
+    with pytest.raises(ValidationError, match="explicitly"):
+        _settings(cors_origins=["*"])
+
+
+def _run_main(*arguments: str, **environment: str) -> subprocess.CompletedProcess:
+    clean = {
+        key: value
+        for key, value in os.environ.items()
+        if key.upper() not in {name.upper() for name in Settings.model_fields}
+    }
+    return subprocess.run(
+        [sys.executable, "main.py", *arguments],
+        cwd=PROJECT_ROOT,
+        env={**clean, **environment},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_run_command_explains_what_production_is_missing():
+    result = _run_main("serve", APP_ENV="production", BETTER_AUTH_SECRET="too-short")
+
+    assert result.returncode == 2
+    assert "DATABASE_URL is required in production" in result.stderr
+    assert "BETTER_AUTH_SECRET must be at least 32 bytes" in result.stderr
+    assert "too-short" not in result.stderr + result.stdout
+
+
+def test_the_run_command_refuses_an_unsupported_database_url():
+    result = _run_main("token", "alice", DATABASE_URL="mysql://root@localhost/tasks")
+
+    assert result.returncode == 2
+    assert "must be a PostgreSQL or SQLite URL" in result.stderr

@@ -1,0 +1,114 @@
+import threading
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, text
+from sqlmodel import SQLModel
+
+from migrations import upgrade_database
+from shared.db import DatabaseUrlError, async_database_url, sync_database_url
+from tests.conftest import empty_postgres_database
+from tests.factories import TaskFactory, UserFactory
+from tests.support import stored_task
+
+
+@pytest.mark.parametrize(
+    ("given", "expected_driver"),
+    [
+        ("postgres://u:p@host/db", "postgresql+psycopg"),
+        ("postgresql://u:p@host/db", "postgresql+psycopg"),
+        ("postgresql+psycopg://u:p@host/db", "postgresql+psycopg"),
+        ("sqlite:///./tasks.db", "sqlite+aiosqlite"),
+        ("sqlite+aiosqlite:///./tasks.db", "sqlite+aiosqlite"),
+    ],
+)
+def test_database_urls_are_normalised_to_the_async_drivers(given, expected_driver):
+    assert async_database_url(given).drivername == expected_driver
+
+
+def test_a_neon_url_keeps_its_tls_parameters():
+    neon = (
+        "postgresql://owner:secret@ep-cool-name-123456-pooler.eu-central-1.aws.neon.tech/neondb"
+        "?sslmode=require&channel_binding=require"
+    )
+
+    url = async_database_url(neon)
+
+    assert url.drivername == "postgresql+psycopg"
+    assert dict(url.query) == {"sslmode": "require", "channel_binding": "require"}
+    assert url.host == "ep-cool-name-123456-pooler.eu-central-1.aws.neon.tech"
+    assert sync_database_url(neon).drivername == "postgresql+psycopg"
+
+
+@pytest.mark.parametrize(
+    "given", ["mysql://root@localhost/db", "postgresql+asyncpg://u@h/db", "not a url"]
+)
+def test_other_databases_and_drivers_are_refused(given):
+    with pytest.raises(DatabaseUrlError):
+        async_database_url(given)
+
+
+def test_the_migrations_create_exactly_the_tables_the_code_declares(database):
+    with database.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+
+    assert differences == []
+
+
+def test_deleting_a_user_deletes_their_tasks(database, db):
+    leavers_task_id = TaskFactory(owner__id="leaver").id
+    stayers_task_id = TaskFactory(owner__id="stayer").id
+
+    with database.engine.begin() as connection:
+        connection.execute(text("DELETE FROM users WHERE id = 'leaver'"))
+
+    assert stored_task(db, leavers_task_id) is None
+    assert stored_task(db, stayers_task_id) is not None
+
+
+def test_a_users_email_need_not_be_unique(db):
+    UserFactory(id="first", email="same@example.com")
+    UserFactory(id="second", email="same@example.com")
+
+
+def _upgrade_concurrently(url: str, workers: int = 4) -> list[BaseException]:
+    errors: list[BaseException] = []
+    start = threading.Barrier(workers)
+
+    def upgrade() -> None:
+        start.wait()
+        try:
+            upgrade_database(url)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=upgrade) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def _revision(url: str) -> str:
+    engine = create_engine(sync_database_url(url))
+    with engine.connect() as connection:
+        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+    engine.dispose()
+    return revision
+
+
+def test_several_processes_migrating_an_empty_sqlite_file_at_once_is_safe(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+
+    assert _upgrade_concurrently(url) == []
+    assert _revision(url) == "0001"
+
+
+def test_several_processes_migrating_an_empty_postgresql_database_at_once_is_safe(
+    postgres_admin,
+):
+    with empty_postgres_database(postgres_admin) as url:
+        assert _upgrade_concurrently(url) == []
+        assert _revision(url) == "0001"
