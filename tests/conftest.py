@@ -135,7 +135,8 @@ def _running_client(app: FastAPI) -> Iterator[TestClient]:
 @pytest.fixture
 def db(database: DatabaseUnderTest) -> Iterator[Session]:
     """A session on the test database, for factories and for checking what was stored."""
-    with Session(database.engine) as session:
+    # Objects a factory made keep their values after commit: they are what the test arranged.
+    with Session(database.engine, expire_on_commit=False) as session:
         factories.bind(session)
         yield session
         factories.bind(None)

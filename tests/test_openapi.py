@@ -1,0 +1,83 @@
+"""The OpenAPI document is the frontend's contract: it must say what the app really answers."""
+
+from pathlib import Path
+
+import pytest
+
+TASK_SLICES = {
+    "list_tasks",
+    "create_task",
+    "get_task",
+    "update_task",
+    "delete_task",
+    "complete_task",
+}
+
+
+@pytest.fixture
+def openapi(client):
+    return client.get("/openapi.json").json()
+
+
+def _operations(openapi):
+    for path, item in openapi["paths"].items():
+        for method, operation in item.items():
+            yield path, method, operation
+
+
+def test_operation_ids_are_the_slice_names(openapi):
+    operation_ids = {operation["operationId"] for _, _, operation in _operations(openapi)}
+    slices = {path.name for path in (Path(__file__).parents[1] / "features" / "tasks").iterdir()}
+
+    assert slices >= TASK_SLICES
+    assert operation_ids == TASK_SLICES | {"check_health"}
+
+
+def test_validation_is_documented_as_400_never_422(openapi):
+    for path, method, operation in _operations(openapi):
+        assert "422" not in operation["responses"], (path, method)
+        if path.startswith("/api/"):
+            assert "400" in operation["responses"], (path, method)
+    assert "HTTPValidationError" not in openapi["components"]["schemas"]
+
+
+def test_every_error_response_has_the_problem_schema(openapi):
+    for path, method, operation in _operations(openapi):
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                assert response["content"] == {
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                }, (path, method, status)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "statuses"),
+    [
+        ("get", "/api/{user_id}/tasks", {"200", "400", "401", "403"}),
+        ("post", "/api/{user_id}/tasks", {"201", "400", "401", "403", "413"}),
+        ("get", "/api/{user_id}/tasks/{task_id}", {"200", "400", "401", "403", "404"}),
+        ("put", "/api/{user_id}/tasks/{task_id}", {"200", "400", "401", "403", "404"}),
+        ("delete", "/api/{user_id}/tasks/{task_id}", {"204", "400", "401", "403", "404"}),
+        ("patch", "/api/{user_id}/tasks/{task_id}/complete", {"200", "400", "401", "403", "404"}),
+    ],
+)
+def test_each_route_declares_the_statuses_it_answers(openapi, method, path, statuses):
+    operation = openapi["paths"][path][method]
+
+    assert statuses <= set(operation["responses"])
+    assert operation["security"] == [{"HTTPBearer": []}]
+    assert operation["description"]
+
+
+def test_create_documents_its_location_header(openapi):
+    created = openapi["paths"]["/api/{user_id}/tasks"]["post"]["responses"]["201"]
+
+    assert "Location" in created["headers"]
+
+
+def test_the_problem_schema_names_its_fields(openapi):
+    problem = openapi["components"]["schemas"]["Problem"]
+
+    assert {"type", "title", "status", "detail", "request_id", "errors"} <= set(
+        problem["properties"]
+    )
