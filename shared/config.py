@@ -75,10 +75,23 @@ class Settings(BaseSettings):
             raise ValueError("list the frontend origins explicitly; '*' is not allowed")
         return origins
 
-    @field_validator("jwt_issuer", "jwt_audience", "database_url", mode="before")
+    @field_validator(
+        "jwt_issuer",
+        "jwt_audience",
+        "database_url",
+        "better_auth_secret",
+        "log_format",
+        mode="before",
+    )
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
+        # `.env.example` lists every variable, many left empty: empty means "use the default".
         return None if value == "" else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _production_needs_real_configuration(self) -> "Settings":

@@ -93,6 +93,25 @@ def test_only_shared_secret_algorithms_may_be_configured(monkeypatch, algorithms
         _settings()
 
 
+def test_the_example_env_file_as_it_stands_is_a_valid_development_configuration():
+    settings = Settings(_env_file=PROJECT_ROOT / ".env.example")
+
+    assert settings.app_env is Environment.DEVELOPMENT
+    assert settings.better_auth_secret is None
+    assert settings.database_url is None
+    assert settings.jwt_algorithms == ["HS256"]
+
+
+def test_the_example_env_file_documents_every_setting():
+    documented = {
+        line.split("=", 1)[0]
+        for line in (PROJECT_ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+
+    assert documented == {name.upper() for name in Settings.model_fields}
+
+
 def test_a_wildcard_cors_origin_is_refused():
     with pytest.raises(ValidationError, match="explicitly"):
         _settings(cors_origins=["*"])
