@@ -2,7 +2,8 @@
 
 Tokens are checked by `BearerAuthMiddleware` for every path under `/api/`, before a body is read
 or a database connection taken, so a bad token costs nothing and learns nothing. Handlers then
-take the verified person through the `TaskOwner` or `WritingTaskOwner` dependencies.
+take the verified person through the `TaskOwner` dependency, and writing handlers call
+`record_user` to keep the person's `users` row in step.
 """
 
 import re
@@ -23,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.config import Settings
-from shared.db import USER_ID_MAX_LENGTH, DbSession, User, is_storable_text, utc_now
+from shared.db import USER_ID_MAX_LENGTH, User, is_storable_text, utc_now
 from shared.problems import problem_response
 
 PROTECTED_PREFIX = "/api/"
@@ -279,18 +280,17 @@ async def _write_user_row(session: AsyncSession, user: AuthenticatedUser) -> Non
     await session.exec(statement)
 
 
-async def _owner_with_user_row(
-    request: Request, owner: TaskOwner, session: DbSession
-) -> AuthenticatedUser:
+async def record_user(request: Request, session: AsyncSession, user: AuthenticatedUser) -> None:
+    """Bring the caller's `users` row in step with their token, unless this process already has.
+
+    Writing handlers call it once the request is known to be valid (a dependency would run
+    before body validation, and spend a statement on a request that is then refused).
+    """
     known_users: KnownUsers = request.app.state.known_users
-    if not known_users.is_current(owner):
-        await _write_user_row(session, owner)
-        # Remembered only once committed: a rolled-back row must be written again next time.
-        event.listen(
-            session.sync_session, "after_commit", lambda _: known_users.remember(owner), once=True
-        )
-    return owner
-
-
-WritingTaskOwner = Annotated[AuthenticatedUser, Depends(_owner_with_user_row)]
-"""The path's owner, with their `users` row present and in step with the token's claims."""
+    if known_users.is_current(user):
+        return
+    await _write_user_row(session, user)
+    # Remembered only once committed: a rolled-back row must be written again next time.
+    event.listen(
+        session.sync_session, "after_commit", lambda _: known_users.remember(user), once=True
+    )

@@ -1,11 +1,11 @@
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Request
 
 from features.tasks.complete_task.query import set_task_completion
 from features.tasks.complete_task.schemas import CompleteTaskRequest, CompleteTaskResponse
-from shared.auth import WritingTaskOwner
+from shared.auth import TaskOwner, record_user
 from shared.db import DbSession
 
 router = APIRouter()
@@ -20,12 +20,14 @@ TaskId = Annotated[int, Path(gt=0, le=2**63 - 1, description="The task's id.")]
     responses={404: {"description": "No such task on this person's list."}},
 )
 async def complete_task(
+    request: Request,
     task_id: TaskId,
-    owner: WritingTaskOwner,
+    owner: TaskOwner,
     session: DbSession,
     body: CompleteTaskRequest | None = None,
 ) -> CompleteTaskResponse:
     """Mark a task done or not done: set the state when given, otherwise toggle it."""
+    await record_user(request, session, owner)
     completed = body.completed if body is not None else None
     task = await set_task_completion(session, owner.id, task_id, completed)
     if task is None:

@@ -3,7 +3,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from features.tasks.create_task.query import insert_task
 from features.tasks.create_task.schemas import CreateTaskRequest, CreateTaskResponse
-from shared.auth import WritingTaskOwner
+from shared.auth import TaskOwner, record_user
 from shared.db import DbSession
 
 router = APIRouter()
@@ -25,12 +25,13 @@ log = structlog.get_logger()
 )
 async def create_task(
     body: CreateTaskRequest,
-    owner: WritingTaskOwner,
+    owner: TaskOwner,
     session: DbSession,
     request: Request,
     response: Response,
 ) -> CreateTaskResponse:
     """Add a task to the signed-in person's list."""
+    await record_user(request, session, owner)
     task = await insert_task(session, owner.id, body.title, body.description, body.completed)
     # The collection's URL exactly as the client wrote it, so the Location needs no re-encoding.
     raw_path = request.scope.get("raw_path") or request.url.path.encode()

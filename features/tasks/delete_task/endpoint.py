@@ -1,10 +1,10 @@
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, HTTPException, Path, Response, status
+from fastapi import APIRouter, HTTPException, Path, Request, Response, status
 
 from features.tasks.delete_task.query import delete_task_of_user
-from shared.auth import WritingTaskOwner
+from shared.auth import TaskOwner, record_user
 from shared.db import DbSession
 
 router = APIRouter()
@@ -20,8 +20,11 @@ TaskId = Annotated[int, Path(gt=0, le=2**63 - 1, description="The task's id.")]
     response_class=Response,
     responses={404: {"description": "No such task on this person's list."}},
 )
-async def delete_task(task_id: TaskId, owner: WritingTaskOwner, session: DbSession) -> Response:
+async def delete_task(
+    request: Request, task_id: TaskId, owner: TaskOwner, session: DbSession
+) -> Response:
     """Delete a task from the signed-in person's list."""
+    await record_user(request, session, owner)
     if not await delete_task_of_user(session, owner.id, task_id):
         raise HTTPException(404, f"Task {task_id} was not found")
     log.info("task.deleted", task_id=task_id, user_id=owner.id)

@@ -1,11 +1,11 @@
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Request
 
 from features.tasks.update_task.query import update_task_of_user
 from features.tasks.update_task.schemas import UpdateTaskRequest, UpdateTaskResponse
-from shared.auth import WritingTaskOwner
+from shared.auth import TaskOwner, record_user
 from shared.db import DbSession
 
 router = APIRouter()
@@ -20,9 +20,10 @@ TaskId = Annotated[int, Path(gt=0, le=2**63 - 1, description="The task's id.")]
     responses={404: {"description": "No such task on this person's list."}},
 )
 async def update_task(
-    task_id: TaskId, body: UpdateTaskRequest, owner: WritingTaskOwner, session: DbSession
+    request: Request, task_id: TaskId, body: UpdateTaskRequest, owner: TaskOwner, session: DbSession
 ) -> UpdateTaskResponse:
     """Replace a task's title, and its description and state where given."""
+    await record_user(request, session, owner)
     task = await update_task_of_user(session, owner.id, task_id, body.changes())
     if task is None:
         raise HTTPException(404, f"Task {task_id} was not found")
