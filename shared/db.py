@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from pydantic import AfterValidator
+from pydantic import Field as PydanticField
 from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, Integer, String, event
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError
@@ -96,6 +97,22 @@ def _reject_unstorable_text(value: str) -> str:
 
 StorableText = AfterValidator(_reject_unstorable_text)
 """Marks a request string as text the database can store (`Annotated[str, StorableText]`)."""
+
+
+def _reject_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+# What the tasks table accepts, for request models: one rule, whichever slice writes it.
+TaskTitle = Annotated[
+    str,
+    PydanticField(min_length=1, max_length=TITLE_MAX_LENGTH),
+    StorableText,
+    AfterValidator(_reject_blank),
+]
+TaskDescription = Annotated[str, PydanticField(max_length=DESCRIPTION_MAX_LENGTH), StorableText]
 
 
 def is_storable_text(value: str) -> bool:

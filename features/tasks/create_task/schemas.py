@@ -1,15 +1,8 @@
 from datetime import datetime
-from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from shared.db import DESCRIPTION_MAX_LENGTH, TITLE_MAX_LENGTH, StorableText
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
+from shared.db import TaskDescription, TaskTitle
 
 
 class CreateTaskRequest(BaseModel):
@@ -17,15 +10,8 @@ class CreateTaskRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    title: Annotated[
-        str,
-        Field(min_length=1, max_length=TITLE_MAX_LENGTH),
-        StorableText,
-        AfterValidator(_not_blank),
-    ]
-    description: Annotated[str, Field(max_length=DESCRIPTION_MAX_LENGTH), StorableText] | None = (
-        None
-    )
+    title: TaskTitle
+    description: TaskDescription | None = None
     completed: bool = False
 
 
