@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+import httpx2
 import structlog
 import uvicorn
 from fastapi import FastAPI
@@ -19,12 +20,13 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from features.registry import PUBLIC_ROUTERS, tasks_router
-from shared.auth import BearerAuthMiddleware, KnownUsers, SharedSecretVerifier, mint_token
+from shared.auth import BearerAuthMiddleware, KnownUsers
 from shared.body_limit import BodyLimitMiddleware
 from shared.config import Settings
 from shared.db import DatabaseUrlError, async_database_url, create_engine, create_session_factory
 from shared.logging import REQUEST_ID_HEADER, RequestContextMiddleware, configure_logging
 from shared.problems import install_problem_handlers, problem_openapi
+from shared.tokens import create_token_verifier, mint_token
 
 API_DESCRIPTION = """Each person's todo list, for the frontend's REST calls.
 
@@ -40,6 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings)
     engine = create_engine(settings)
+    # For Better Auth's key set: one client, so connections to the frontend are reused.
+    http_client = httpx2.AsyncClient(follow_redirects=False)
+    verifier = create_token_verifier(settings, http_client)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -47,8 +52,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "app.started",
             environment=settings.app_env.value,
             database=engine.url.render_as_string(hide_password=True),
+            shared_secret_tokens=verifier.shared_secret is not None,
+            jwks_url=verifier.public_keys.key_set.url if verifier.public_keys else None,
         )
         yield
+        await http_client.aclose()
         await engine.dispose()
         log.info("app.stopped")
 
@@ -70,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Added innermost first: a request meets CORS, then its id and log line, then the body
     # limit, then the token check, and only then the routes.
-    app.add_middleware(BearerAuthMiddleware, verifier=SharedSecretVerifier(settings))
+    app.add_middleware(BearerAuthMiddleware, verifier=verifier)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(
@@ -151,6 +159,13 @@ def main(argv: list[str]) -> int:
         return 2
     configure_logging(settings)
     if arguments.command == "token":
+        if settings.jwt_secret is None:
+            print(
+                "configuration error: `token` signs with BETTER_AUTH_SECRET, which is not set; "
+                "with BETTER_AUTH_URL alone, tokens come from Better Auth's /api/auth/token",
+                file=sys.stderr,
+            )
+            return 2
         _print_token(settings, arguments)
     elif arguments.command == "migrate":
         from migrations import upgrade_database

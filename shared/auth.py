@@ -9,12 +9,8 @@ take the verified person through the `TaskOwner` dependency, and writing handler
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated, Any
 
-import jwt
 import structlog
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPBearer
@@ -23,100 +19,21 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.config import Settings
-from shared.db import USER_ID_MAX_LENGTH, User, is_storable_text, utc_now
-from shared.problems import problem_response
+from shared.db import User, utc_now
+from shared.problems import RETRY_AFTER_SECONDS, problem_response
+from shared.tokens import (
+    MAX_TOKEN_BYTES,
+    AuthenticatedUser,
+    KeySetUnavailableError,
+    TokenRejectedError,
+    TokenVerifier,
+)
 
 PROTECTED_PREFIX = "/api/"
-MAX_TOKEN_BYTES = 8192
 # RFC 6750's b64token; a JWT is three base64url segments joined by dots.
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 log = structlog.get_logger()
-
-
-@dataclass(frozen=True, slots=True)
-class AuthenticatedUser:
-    """The verified caller: `id` is the token's subject; email and name are as the token says."""
-
-    id: str
-    email: str | None
-    name: str | None
-
-
-class TokenRejectedError(Exception):
-    """The request carries no usable token; the message says why, without quoting the token."""
-
-
-class SharedSecretVerifier:
-    """Verifies tokens signed with BETTER_AUTH_SECRET, using only the configured algorithms."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._key = settings.jwt_secret.get_secret_value().encode()
-        self._algorithms = list(settings.jwt_algorithms)
-        self._issuer = settings.jwt_issuer
-        self._audience = settings.jwt_audience
-        self._leeway = settings.jwt_leeway_seconds
-        self._options: dict[str, Any] = {
-            "require": ["sub", "exp"],
-            "verify_aud": settings.jwt_audience is not None,
-            "verify_iss": settings.jwt_issuer is not None,
-        }
-
-    def verify(self, token: str) -> AuthenticatedUser:
-        try:
-            claims = jwt.decode(
-                token,
-                self._key,
-                algorithms=self._algorithms,
-                options=self._options,  # type: ignore[arg-type]
-                audience=self._audience,
-                issuer=self._issuer,
-                leeway=self._leeway,
-            )
-        except jwt.ExpiredSignatureError:
-            raise TokenRejectedError("The token has expired") from None
-        except jwt.InvalidTokenError as error:
-            raise TokenRejectedError(f"The token is invalid: {_describe(error)}") from None
-        return _user_from_claims(claims)
-
-
-def _describe(error: jwt.InvalidTokenError) -> str:
-    if isinstance(error, jwt.InvalidSignatureError):
-        return "signature verification failed"
-    if isinstance(error, jwt.InvalidAlgorithmError):
-        return "the signing algorithm is not accepted"
-    if isinstance(error, jwt.DecodeError):
-        return "it is not a well-formed JWT"
-    # PyJWT's other messages name claims only, never their values.
-    return str(error) or type(error).__name__
-
-
-def _optional_text_claim(claims: Mapping[str, Any], name: str) -> str | None:
-    value = claims.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not is_storable_text(value):
-        raise TokenRejectedError(f"The token is invalid: the {name!r} claim must be a string")
-    return value
-
-
-def _user_from_claims(claims: Mapping[str, Any]) -> AuthenticatedUser:
-    subject = claims.get("sub")
-    if (
-        not isinstance(subject, str)
-        or not subject
-        or len(subject) > USER_ID_MAX_LENGTH
-        or not is_storable_text(subject)
-    ):
-        raise TokenRejectedError(
-            f"The token is invalid: 'sub' must be a user id of 1 to {USER_ID_MAX_LENGTH} characters"
-        )
-    return AuthenticatedUser(
-        id=subject,
-        email=_optional_text_claim(claims, "email"),
-        name=_optional_text_claim(claims, "name"),
-    )
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -134,40 +51,10 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-def mint_token(
-    settings: Settings,
-    user_id: str,
-    *,
-    email: str | None = None,
-    name: str | None = None,
-    lifetime: timedelta = timedelta(hours=1),
-    **extra_claims: Any,
-) -> str:
-    """A token this service accepts, signed as the frontend signs it (for development and tests)."""
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "sub": user_id,
-        "iat": now,
-        "exp": now + int(lifetime.total_seconds()),
-    }
-    if email is not None:
-        claims["email"] = email
-    if name is not None:
-        claims["name"] = name
-    if settings.jwt_issuer is not None:
-        claims["iss"] = settings.jwt_issuer
-    if settings.jwt_audience is not None:
-        claims["aud"] = settings.jwt_audience
-    claims.update(extra_claims)
-    return jwt.encode(
-        claims, settings.jwt_secret.get_secret_value(), algorithm=settings.jwt_algorithms[0]
-    )
-
-
 class BearerAuthMiddleware:
     """Refuses every request under `/api/` whose bearer token does not verify, with a 401."""
 
-    def __init__(self, app: ASGIApp, verifier: SharedSecretVerifier) -> None:
+    def __init__(self, app: ASGIApp, verifier: TokenVerifier) -> None:
         self.app = app
         self.verifier = verifier
 
@@ -181,7 +68,17 @@ class BearerAuthMiddleware:
                 authorization = value.decode("latin-1")
                 break
         try:
-            user = self.verifier.verify(bearer_token(authorization))
+            user = await self.verifier.verify(bearer_token(authorization))
+        except KeySetUnavailableError as outage:
+            log.warning("auth.keys_unavailable", reason=str(outage))
+            response = problem_response(
+                scope,
+                503,
+                "The keys that sign tokens cannot be fetched right now; try again shortly.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+            await response(scope, receive, send)
+            return
         except TokenRejectedError as refusal:
             log.info("auth.refused", reason=str(refusal))
             challenge = 'Bearer error="invalid_token"' if authorization else "Bearer"
@@ -199,7 +96,10 @@ class BearerAuthMiddleware:
 # Declared so the OpenAPI document shows the bearer scheme; the middleware does the checking.
 _bearer_scheme = HTTPBearer(
     auto_error=False,
-    description="A JWT from the frontend's Better Auth session, signed with BETTER_AUTH_SECRET.",
+    description=(
+        "A JWT from the frontend's Better Auth: from its JWT plugin (verified against the "
+        "published keys) or signed with BETTER_AUTH_SECRET, as configured."
+    ),
 )
 
 

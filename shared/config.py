@@ -11,6 +11,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEVELOPMENT_SECRET = "development-secret-for-local-use-only-not-for-production"  # noqa: S105
 MINIMUM_SECRET_BYTES = 32
 SHARED_SECRET_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+# What Better Auth's JWT plugin can sign with (EdDSA by default), and their RSA/EC siblings.
+PUBLIC_KEY_ALGORITHMS = frozenset(
+    {"EdDSA", "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+)
+BETTER_AUTH_JWKS_PATH = "/api/auth/jwks"
 DEFAULT_DATABASE_URL = "sqlite:///./tasks.db"
 
 
@@ -46,6 +51,14 @@ class Settings(BaseSettings):
 
     better_auth_secret: SecretStr | None = None
     jwt_algorithms: Annotated[list[str], NoDecode] = ["HS256"]
+    better_auth_url: str | None = None
+    better_auth_jwks_url: str | None = None
+    jwks_algorithms: Annotated[list[str], NoDecode] = ["EdDSA"]
+    jwks_cache_seconds: float = Field(default=300.0, gt=0)
+    # A token naming an unknown key may refetch the key set at most this often, so a rotation
+    # is seen within seconds while garbage `kid`s cannot hammer the frontend.
+    jwks_refetch_interval_seconds: float = Field(default=5.0, ge=0)
+    jwks_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
@@ -54,9 +67,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] | None = None
 
-    _split_algorithms = field_validator("jwt_algorithms", "cors_origins", mode="before")(
-        _comma_separated
-    )
+    _split_lists = field_validator(
+        "jwt_algorithms", "jwks_algorithms", "cors_origins", mode="before"
+    )(_comma_separated)
 
     @field_validator("jwt_algorithms")
     @classmethod
@@ -66,6 +79,22 @@ class Settings(BaseSettings):
             allowed = ", ".join(sorted(SHARED_SECRET_ALGORITHMS))
             raise ValueError(f"must be a non-empty list of {allowed}; got {algorithms}")
         return algorithms
+
+    @field_validator("jwks_algorithms")
+    @classmethod
+    def _only_public_key_algorithms(cls, algorithms: list[str]) -> list[str]:
+        unknown = sorted(set(algorithms) - PUBLIC_KEY_ALGORITHMS)
+        if unknown or not algorithms:
+            allowed = ", ".join(sorted(PUBLIC_KEY_ALGORITHMS))
+            raise ValueError(f"must be a non-empty list of {allowed}; got {algorithms}")
+        return algorithms
+
+    @field_validator("better_auth_url", "better_auth_jwks_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return url.rstrip("/") if url is not None else None
 
     @field_validator("cors_origins")
     @classmethod
@@ -80,6 +109,8 @@ class Settings(BaseSettings):
         "jwt_audience",
         "database_url",
         "better_auth_secret",
+        "better_auth_url",
+        "better_auth_jwks_url",
         "log_format",
         mode="before",
     )
@@ -105,9 +136,12 @@ class Settings(BaseSettings):
         if self.app_env is Environment.PRODUCTION:
             if self.database_url is None:
                 problems.append("DATABASE_URL is required in production")
-            if secret is None:
-                problems.append("BETTER_AUTH_SECRET is required in production")
-            elif secret.get_secret_value() == DEVELOPMENT_SECRET:
+            if secret is None and self.jwks_url is None:
+                problems.append(
+                    "BETTER_AUTH_URL (or BETTER_AUTH_JWKS_URL) or BETTER_AUTH_SECRET is required "
+                    "in production, to verify tokens"
+                )
+            elif secret is not None and secret.get_secret_value() == DEVELOPMENT_SECRET:
                 problems.append("BETTER_AUTH_SECRET must not be the development secret")
         if problems:
             raise ValueError("; ".join(problems))
@@ -118,8 +152,31 @@ class Settings(BaseSettings):
         return self.app_env is Environment.PRODUCTION
 
     @property
-    def jwt_secret(self) -> SecretStr:
-        return self.better_auth_secret or SecretStr(DEVELOPMENT_SECRET)
+    def jwks_url(self) -> str | None:
+        """Where Better Auth publishes its public keys, if tokens are verified against them."""
+        if self.better_auth_jwks_url is not None:
+            return self.better_auth_jwks_url
+        if self.better_auth_url is not None:
+            return self.better_auth_url + BETTER_AUTH_JWKS_PATH
+        return None
+
+    @property
+    def jwks_issuer(self) -> str | None:
+        return self.jwt_issuer or self.better_auth_url
+
+    @property
+    def jwks_audience(self) -> str | None:
+        return self.jwt_audience or self.better_auth_url
+
+    @property
+    def jwt_secret(self) -> SecretStr | None:
+        """The HS256 secret, if shared-secret tokens are accepted: the configured one, or in
+        development with no key set configured, a built-in one so the service runs as it is."""
+        if self.better_auth_secret is not None:
+            return self.better_auth_secret
+        if not self.is_production and self.jwks_url is None:
+            return SecretStr(DEVELOPMENT_SECRET)
+        return None
 
     @property
     def database_url_or_default(self) -> str:

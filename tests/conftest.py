@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 
 from main import create_app
 from migrations import upgrade_database
-from shared.auth import mint_token
 from shared.config import Settings
 from shared.db import Task, User, sync_database_url
+from shared.tokens import mint_token
 from tests import factories
 
 # Whatever a developer's shell or .env says must not leak into the settings under test.

@@ -11,9 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from main import create_app
-from shared.auth import mint_token
+from shared.tokens import mint_token
 from tests.conftest import TEST_SECRET
-from tests.support import assert_problem, task_count
+from tests.keys import claims_for, jwks_endpoint, new_key
+from tests.support import assert_problem, stored_user, task_count
 
 LIST = "/api/alice/tasks"
 
@@ -195,3 +196,51 @@ def test_minted_tokens_expire_when_asked(settings):
     claims = jwt.decode(token, TEST_SECRET, algorithms=["HS256"])
 
     assert claims["exp"] - claims["iat"] == 300
+
+
+@pytest.fixture
+def key_set():
+    with jwks_endpoint() as endpoint:
+        endpoint.publish(new_key("EdDSA", publish_alg=False))
+        yield endpoint
+
+
+@pytest.fixture
+def key_set_client(settings, key_set, db):
+    """The app verifying Better Auth's published keys only: no shared secret at all."""
+    jwks_settings = settings.model_copy(
+        update={"better_auth_secret": None, "better_auth_url": key_set.base_url}
+    )
+    with TestClient(create_app(jwks_settings)) as jwks_client:
+        yield jwks_client
+
+
+def test_a_token_signed_by_a_published_key_reaches_the_api(key_set_client, key_set, db):
+    token = key_set.keys[0].sign(claims_for(key_set.base_url, "alice"))
+
+    response = key_set_client.post(
+        LIST, json={"title": "via JWKS"}, headers={"Authorization": f"Bearer {token}"}
+    )
+
+    assert response.status_code == 201
+    user = stored_user(db, "alice")
+    assert (user.email, user.name) == ("alice@example.com", "Alice")
+
+
+def test_with_only_published_keys_a_shared_secret_token_is_401(key_set_client):
+    token = _token(_claims())
+
+    response = key_set_client.get(LIST, headers={"Authorization": f"Bearer {token}"})
+
+    body = assert_problem(response, 401)
+    assert "algorithm" in body["detail"]
+
+
+def test_an_unavailable_key_set_is_a_503_problem(key_set_client, key_set):
+    key_set.status = 502
+    token = key_set.keys[0].sign(claims_for(key_set.base_url))
+
+    response = key_set_client.get(LIST, headers={"Authorization": f"Bearer {token}"})
+
+    assert_problem(response, 503)
+    assert response.headers["retry-after"]

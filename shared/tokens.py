@@ -1,0 +1,325 @@
+"""Bearer-token verification: Better Auth's published keys (JWKS) and/or the shared secret.
+
+Configuration decides which verifiers exist and which algorithms each accepts. A token's header
+only says which of the configured verifiers to ask: an HS256 token is never checked against a
+public key, an asymmetric one never against the secret, and `none` against nothing.
+"""
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import httpx2
+import jwt
+import structlog
+from jwt.api_jwk import PyJWK
+
+from shared.config import Settings
+from shared.db import USER_ID_MAX_LENGTH, is_storable_text
+
+MAX_TOKEN_BYTES = 8192
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedUser:
+    """The verified caller: `id` is the token's subject; email and name are as the token says."""
+
+    id: str
+    email: str | None
+    name: str | None
+
+
+class TokenRejectedError(Exception):
+    """The request carries no usable token; the message says why, without quoting the token."""
+
+
+class KeySetUnavailableError(Exception):
+    """The published keys could not be had, so a token that needs them cannot be checked."""
+
+
+def _describe(error: jwt.InvalidTokenError) -> str:
+    if isinstance(error, jwt.InvalidSignatureError):
+        return "signature verification failed"
+    if isinstance(error, jwt.InvalidAlgorithmError):
+        return "the signing algorithm is not accepted"
+    if isinstance(error, jwt.DecodeError):
+        return "it is not a well-formed JWT"
+    # PyJWT's other messages name claims only, never their values.
+    return str(error) or type(error).__name__
+
+
+def _optional_text_claim(claims: Mapping[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not is_storable_text(value):
+        raise TokenRejectedError(f"The token is invalid: the {name!r} claim must be a string")
+    return value
+
+
+def _user_from_claims(claims: Mapping[str, Any]) -> AuthenticatedUser:
+    subject = claims.get("sub")
+    if (
+        not isinstance(subject, str)
+        or not subject
+        or len(subject) > USER_ID_MAX_LENGTH
+        or not is_storable_text(subject)
+    ):
+        raise TokenRejectedError(
+            f"The token is invalid: 'sub' must be a user id of 1 to {USER_ID_MAX_LENGTH} characters"
+        )
+    # Better Auth puts the user object in the payload: its email and name feed the users row.
+    return AuthenticatedUser(
+        id=subject,
+        email=_optional_text_claim(claims, "email"),
+        name=_optional_text_claim(claims, "name"),
+    )
+
+
+@dataclass(frozen=True)
+class _ClaimRules:
+    issuer: str | None
+    audience: str | None
+    leeway_seconds: int
+
+    def decode(self, token: str, key: Any, algorithms: list[str]) -> AuthenticatedUser:
+        options = {
+            "require": ["sub", "exp"],
+            "verify_iss": self.issuer is not None,
+            "verify_aud": self.audience is not None,
+        }
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                options=options,  # type: ignore[arg-type]
+                issuer=self.issuer,
+                audience=self.audience,
+                leeway=self.leeway_seconds,
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenRejectedError("The token has expired") from None
+        except jwt.InvalidTokenError as error:
+            raise TokenRejectedError(f"The token is invalid: {_describe(error)}") from None
+        return _user_from_claims(claims)
+
+
+class SharedSecretVerifier:
+    """Tokens signed with BETTER_AUTH_SECRET (the original spec's flow), by `JWT_ALGORITHMS`."""
+
+    def __init__(self, settings: Settings, secret: str) -> None:
+        self.algorithms = list(settings.jwt_algorithms)
+        self._key = secret.encode()
+        self._rules = _ClaimRules(
+            settings.jwt_issuer, settings.jwt_audience, settings.jwt_leeway_seconds
+        )
+
+    def verify(self, token: str) -> AuthenticatedUser:
+        return self._rules.decode(token, self._key, self.algorithms)
+
+
+# Which token algorithms a published key can check, by its type and curve.
+_ALGORITHMS_FOR_KEY = {
+    ("OKP", "Ed25519"): {"EdDSA"},
+    ("EC", "P-256"): {"ES256"},
+    ("EC", "P-384"): {"ES384"},
+    ("EC", "P-521"): {"ES512"},
+    ("RSA", None): {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"},
+}
+
+
+@dataclass(frozen=True)
+class _PublishedKey:
+    kid: str | None
+    algorithms: frozenset[str]
+    key: Any
+
+
+def _published_key(jwk: Mapping[str, Any]) -> _PublishedKey | None:
+    kty, crv = jwk.get("kty"), jwk.get("crv")
+    algorithms = _ALGORITHMS_FOR_KEY.get((kty, crv if kty != "RSA" else None))
+    if algorithms is None or jwk.get("use", "sig") != "sig":
+        return None
+    # Better Auth's Ed25519 keys carry no `alg`; where a key names one, only that one is allowed.
+    if "alg" in jwk:
+        if jwk["alg"] not in algorithms:
+            return None
+        algorithms = {jwk["alg"]}
+    kid = jwk.get("kid")
+    try:
+        parsed = PyJWK(dict(jwk), algorithm=next(iter(sorted(algorithms))))
+    except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
+        return None
+    return _PublishedKey(kid if isinstance(kid, str) else None, frozenset(algorithms), parsed.key)
+
+
+class RemoteKeySet:
+    """Better Auth's JWKS document, fetched without blocking the event loop, cached, and
+    refetched when it is stale or when a token names a key it lacks (at most once per
+    `refetch_interval`). When the endpoint fails, the keys already held keep working."""
+
+    def __init__(
+        self,
+        url: str,
+        client: httpx2.AsyncClient,
+        *,
+        cache_seconds: float,
+        refetch_interval: float,
+        timeout: float,
+    ) -> None:
+        self.url = url
+        self._client = client
+        self._cache_seconds = cache_seconds
+        self._refetch_interval = refetch_interval
+        self._timeout = timeout
+        self._keys: list[_PublishedKey] | None = None
+        self._last_fetch_failed = False
+        self._fetched_at = float("-inf")
+        self._attempted_at = float("-inf")
+        self._lock = asyncio.Lock()
+
+    async def key_for(self, kid: str | None, algorithm: str) -> Any:
+        if time.monotonic() - self._fetched_at > self._cache_seconds:
+            await self._refresh()
+        key = self._find(kid, algorithm)
+        if key is None and self._keys is not None:
+            # A key we do not know may be a rotation: look again, unless we just did.
+            await self._refresh()
+            key = self._find(kid, algorithm)
+        if key is not None:
+            return key
+        if self._keys is None or self._last_fetch_failed:
+            # Maybe a rotated key we cannot fetch: a retry later may succeed, unlike a 401.
+            raise KeySetUnavailableError(f"the key set at {self.url} could not be fetched")
+        raise TokenRejectedError("The token is invalid: it is not signed by a published key")
+
+    def _find(self, kid: str | None, algorithm: str) -> Any:
+        candidates = [
+            key
+            for key in self._keys or []
+            if algorithm in key.algorithms and (kid is None or key.kid == kid)
+        ]
+        # Without a kid the choice must be unambiguous; we never try keys one after another.
+        return candidates[0].key if len(candidates) == 1 else None
+
+    async def _refresh(self) -> None:
+        attempted_at = self._attempted_at
+        async with self._lock:
+            if self._attempted_at != attempted_at:
+                return  # another request refreshed while this one waited
+            if time.monotonic() - self._attempted_at < self._refetch_interval:
+                return
+            self._attempted_at = time.monotonic()
+            try:
+                response = await self._client.get(self.url, timeout=self._timeout)
+                response.raise_for_status()
+                document = response.json()
+                keys = [_published_key(jwk) for jwk in document["keys"]]
+            except (httpx2.HTTPError, ValueError, KeyError, TypeError, AttributeError) as error:
+                log.warning("jwks.fetch_failed", url=self.url, error_type=type(error).__name__)
+                self._last_fetch_failed = True
+                return
+            self._last_fetch_failed = False
+            self._keys = [key for key in keys if key is not None]
+            self._fetched_at = time.monotonic()
+            log.info("jwks.fetched", url=self.url, keys=len(self._keys))
+
+
+class PublicKeyVerifier:
+    """Tokens signed by Better Auth's JWT plugin, checked against its published keys with the
+    `JWKS_ALGORITHMS`, and with `iss` and `aud` (by default both the frontend's base URL)."""
+
+    def __init__(self, settings: Settings, key_set: RemoteKeySet) -> None:
+        self.algorithms = list(settings.jwks_algorithms)
+        self.key_set = key_set
+        self._rules = _ClaimRules(
+            settings.jwks_issuer, settings.jwks_audience, settings.jwt_leeway_seconds
+        )
+
+    async def verify(self, token: str, header: Mapping[str, Any]) -> AuthenticatedUser:
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise TokenRejectedError("The token is invalid: 'kid' must be a string")
+        algorithm = header["alg"]
+        key = await self.key_set.key_for(kid, algorithm)
+        return self._rules.decode(token, key, [algorithm])
+
+
+class TokenVerifier:
+    """Hands each token to the configured verifier for its algorithm, or refuses it."""
+
+    def __init__(
+        self,
+        shared_secret: SharedSecretVerifier | None,
+        public_keys: PublicKeyVerifier | None,
+    ) -> None:
+        self.shared_secret = shared_secret
+        self.public_keys = public_keys
+
+    async def verify(self, token: str) -> AuthenticatedUser:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise TokenRejectedError("The token is invalid: it is not a well-formed JWT") from None
+        algorithm = header.get("alg")
+        if self.shared_secret is not None and algorithm in self.shared_secret.algorithms:
+            return self.shared_secret.verify(token)
+        if self.public_keys is not None and algorithm in self.public_keys.algorithms:
+            return await self.public_keys.verify(token, header)
+        raise TokenRejectedError("The token is invalid: the signing algorithm is not accepted")
+
+
+def create_token_verifier(settings: Settings, client: httpx2.AsyncClient) -> TokenVerifier:
+    secret = settings.jwt_secret
+    jwks_url = settings.jwks_url
+    public_keys = None
+    if jwks_url is not None:
+        key_set = RemoteKeySet(
+            jwks_url,
+            client,
+            cache_seconds=settings.jwks_cache_seconds,
+            refetch_interval=settings.jwks_refetch_interval_seconds,
+            timeout=settings.jwks_timeout_seconds,
+        )
+        public_keys = PublicKeyVerifier(settings, key_set)
+    return TokenVerifier(
+        SharedSecretVerifier(settings, secret.get_secret_value()) if secret else None,
+        public_keys,
+    )
+
+
+def mint_token(
+    settings: Settings,
+    user_id: str,
+    *,
+    email: str | None = None,
+    name: str | None = None,
+    lifetime: timedelta = timedelta(hours=1),
+    **extra_claims: Any,
+) -> str:
+    """A shared-secret token this service accepts, signed as the spec's frontend signs it."""
+    secret = settings.jwt_secret
+    if secret is None:
+        raise ValueError(
+            "minting needs BETTER_AUTH_SECRET; with only BETTER_AUTH_URL, tokens come from "
+            "Better Auth's /api/auth/token"
+        )
+    now = int(time.time())
+    expires = now + int(lifetime.total_seconds())
+    claims: dict[str, Any] = {"sub": user_id, "iat": now, "exp": expires}
+    if email is not None:
+        claims["email"] = email
+    if name is not None:
+        claims["name"] = name
+    if settings.jwt_issuer is not None:
+        claims["iss"] = settings.jwt_issuer
+    if settings.jwt_audience is not None:
+        claims["aud"] = settings.jwt_audience
+    claims.update(extra_claims)
+    return jwt.encode(claims, secret.get_secret_value(), algorithm=settings.jwt_algorithms[0])
