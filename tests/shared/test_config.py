@@ -148,3 +148,11 @@ def test_the_run_command_refuses_an_unsupported_database_url():
 
     assert result.returncode == 2
     assert "must be a PostgreSQL or SQLite URL" in result.stderr
+
+
+def test_the_token_command_explains_that_key_set_mode_has_no_secret_to_sign_with():
+    result = _run_main("token", "alice", BETTER_AUTH_URL="https://app.example.com")
+
+    assert result.returncode == 2
+    assert "BETTER_AUTH_SECRET" in result.stderr
+    assert "/api/auth/token" in result.stderr
