@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_credentials=True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
-        expose_headers=["Location", REQUEST_ID_HEADER],
+        expose_headers=["Location", "ETag", "Link", "X-Total-Count", REQUEST_ID_HEADER],
         max_age=600,
     )
 

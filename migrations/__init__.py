@@ -52,7 +52,9 @@ def upgrade_database(raw_url: str) -> None:
             database_path = url.database or ""
             lock = _file_lock(database_path) if database_path not in {"", ":memory:"} else None
             with lock or _no_lock(), engine.begin() as connection:
-                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                # SQLite rebuilds a table to alter it; with foreign keys on, dropping the old
+                # copy of `users` would cascade into `tasks`.
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
                 command.upgrade(alembic_config(connection), "head")
     finally:
         engine.dispose()

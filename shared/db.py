@@ -7,7 +7,17 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from pydantic import AfterValidator
 from pydantic import Field as PydanticField
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, Integer, String, event
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    String,
+    Text,
+    event,
+)
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -58,13 +68,25 @@ class User(SQLModel, table=True):
     email: str | None = Field(default=None, sa_type=String)
     name: str | None = Field(default=None, sa_type=String)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
+    # Kept by database triggers on `tasks` (migration 0002), never written by the application.
+    task_count: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
+    completed_count: int = Field(
+        default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
 
 
 class Task(SQLModel, table=True):
     """One item of one person's todo list."""
 
     __tablename__ = "tasks"
-    __table_args__ = (Index("ix_tasks_user_id_newest_first", "user_id", "created_at", "id"),)
+    # Each sort order of the list, and the status filter under the default order, reads one
+    # person's rows in index order and stops after a page.
+    __table_args__ = (
+        Index("ix_tasks_user_id_newest_first", "user_id", "created_at", "id"),
+        Index("ix_tasks_user_id_updated", "user_id", "updated_at", "id"),
+        Index("ix_tasks_user_id_title", "user_id", "title", "id"),
+        Index("ix_tasks_user_id_completed_created", "user_id", "completed", "created_at", "id"),
+    )
 
     id: int | None = Field(
         default=None,
@@ -81,6 +103,24 @@ class Task(SQLModel, table=True):
     completed: bool = Field(default=False)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    # Bumped by every change, in the same UPDATE: the task's ETag.
+    version: int = Field(default=1, sa_type=BigInteger, sa_column_kwargs={"server_default": "1"})
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A create request's `Idempotency-Key`, with the response it got, replayed for a retry."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: str = Field(
+        foreign_key="users.id", ondelete="CASCADE", primary_key=True, max_length=USER_ID_MAX_LENGTH
+    )
+    key: str = Field(primary_key=True, max_length=255)
+    request_fingerprint: str = Field(max_length=64)
+    task_id: int = Field(sa_type=BigInteger)
+    response_body: str = Field(sa_type=Text)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
 
 
 def _reject_unstorable_text(value: str) -> str:
@@ -157,7 +197,13 @@ def sync_database_url(raw_url: str) -> URL:
     return url.set(drivername="sqlite") if url.get_backend_name() == "sqlite" else url
 
 
+def _unicode_lower(value: str | None) -> str | None:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _enable_sqlite_integrity(dbapi_connection: Any, _record: Any) -> None:
+    # SQLite's own lower() folds ASCII only; searches must fold "É" as PostgreSQL's ILIKE does.
+    dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     # Foreign keys are off by default in SQLite, and without them deletes do not cascade.
     cursor.execute("PRAGMA foreign_keys=ON")

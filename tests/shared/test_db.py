@@ -1,16 +1,20 @@
 import threading
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel
 
-from migrations import upgrade_database
+from migrations import alembic_config, upgrade_database
 from shared.db import DatabaseUrlError, async_database_url, sync_database_url
 from tests.conftest import empty_postgres_database
 from tests.factories import TaskFactory, UserFactory
-from tests.support import stored_task
+from tests.support import stored_task, stored_user
+
+HEAD_REVISION = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 @pytest.mark.parametrize(
@@ -103,7 +107,7 @@ def test_several_processes_migrating_an_empty_sqlite_file_at_once_is_safe(tmp_pa
     url = f"sqlite:///{tmp_path / 'fresh.db'}"
 
     assert _upgrade_concurrently(url) == []
-    assert _revision(url) == "0001"
+    assert _revision(url) == HEAD_REVISION
 
 
 def test_several_processes_migrating_an_empty_postgresql_database_at_once_is_safe(
@@ -111,4 +115,62 @@ def test_several_processes_migrating_an_empty_postgresql_database_at_once_is_saf
 ):
     with empty_postgres_database(postgres_admin) as url:
         assert _upgrade_concurrently(url) == []
-        assert _revision(url) == "0001"
+        assert _revision(url) == HEAD_REVISION
+
+
+def test_the_counts_behind_x_total_count_follow_every_change(database, db):
+    user = UserFactory(id="counted")
+    first = TaskFactory(owner=user, completed=False)
+    TaskFactory(owner=user, completed=True)
+
+    def counts() -> tuple[int, int]:
+        row = stored_user(db, "counted")
+        return row.task_count, row.completed_count
+
+    assert counts() == (2, 1)
+    with database.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE tasks SET completed = true WHERE id = :id"), {"id": first.id}
+        )
+    assert counts() == (2, 2)
+    with database.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE tasks SET title = 'renamed' WHERE id = :id"), {"id": first.id}
+        )
+    assert counts() == (2, 2)
+    with database.engine.begin() as connection:
+        connection.execute(text("DELETE FROM tasks WHERE id = :id"), {"id": first.id})
+    assert counts() == (1, 1)
+
+
+def test_upgrading_a_database_with_tasks_counts_them(tmp_path):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    config = alembic_config()
+    engine = create_engine(sync_database_url(url))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.execute(
+            text("INSERT INTO users (id, created_at) VALUES ('old', '2026-01-01 00:00:00.000000')")
+        )
+        for completed in (0, 1, 1):
+            connection.execute(
+                text(
+                    "INSERT INTO tasks (user_id, title, completed, created_at, updated_at) VALUES "
+                    "('old', 't', :c, '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')"
+                ),
+                {"c": completed},
+            )
+    engine.dispose()
+
+    upgrade_database(url)
+
+    engine = create_engine(sync_database_url(url))
+    with engine.connect() as connection:
+        counts = connection.execute(
+            text("SELECT task_count, completed_count FROM users WHERE id = 'old'")
+        ).one()
+        versions = connection.execute(text("SELECT DISTINCT version FROM tasks")).scalars().all()
+    engine.dispose()
+    assert tuple(counts) == (3, 2)
+    assert versions == [1]

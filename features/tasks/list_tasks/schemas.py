@@ -1,6 +1,36 @@
 from datetime import datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.db import StorableText
+
+MAX_PAGE_SIZE = 500
+
+
+class ListTasksQuery(BaseModel):
+    """What to list, in which order, and which page of it."""
+
+    status: Literal["all", "pending", "completed"] = Field(
+        default="all", description="Only pending (not completed) or only completed tasks."
+    )
+    sort: Literal["created", "updated", "title"] = Field(
+        default="created", description="The order: by creation, last change, or title."
+    )
+    order: Literal["asc", "desc"] = Field(default="desc", description="Ascending or descending.")
+    q: Annotated[str, Field(min_length=1, max_length=200), StorableText] | None = Field(
+        default=None,
+        description="Case-insensitive text to find in the title or description; `%` and `_` "
+        "are plain characters.",
+    )
+    limit: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE, description="Tasks per page.")
+    offset: int = Field(default=0, ge=0, le=2**62, description="Tasks to skip; to jump to a page.")
+    cursor: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Opaque: the `next` or `prev` page as given in the `Link` header. Paging by "
+        "cursor neither repeats nor skips a task while tasks are added or removed.",
+    )
 
 
 class ListTasksItem(BaseModel):
