@@ -14,8 +14,9 @@ from typing import Annotated, Any
 import structlog
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPBearer
-from sqlalchemy import event, or_
+from sqlalchemy import event, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -165,26 +166,35 @@ class KnownUsers:
 async def _write_user_row(session: AsyncSession, user: AuthenticatedUser) -> None:
     dialect = session.bind.dialect.name if session.bind else "postgresql"
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(User).values(
-        id=user.id, email=user.email, name=user.name, created_at=utc_now()
+    # Two statements, not one upsert: ON CONFLICT DO UPDATE locks the existing row even when it
+    # changes nothing, and a users row locked before a task row deadlocks against the count
+    # trigger, which locks them the other way round. DO NOTHING and an UPDATE whose WHERE does
+    # not match lock nothing.
+    await session.exec(
+        insert(User)
+        .values(id=user.id, email=user.email, name=user.name, created_at=utc_now())
+        .on_conflict_do_nothing(index_elements=[User.id])
     )
-    # The WHERE makes an unchanged row a no-op rather than a write.
-    statement = statement.on_conflict_do_update(
-        index_elements=[User.id],
-        set_={"email": statement.excluded.email, "name": statement.excluded.name},
-        where=or_(
-            User.email.is_distinct_from(statement.excluded.email),
-            User.name.is_distinct_from(statement.excluded.name),
-        ),
+    await session.exec(
+        update(User)
+        .where(
+            col(User.id) == user.id,
+            or_(
+                col(User.email).is_distinct_from(user.email),
+                col(User.name).is_distinct_from(user.name),
+            ),
+        )
+        .values(email=user.email, name=user.name)
     )
-    await session.exec(statement)
 
 
 async def record_user(request: Request, session: AsyncSession, user: AuthenticatedUser) -> None:
     """Bring the caller's `users` row in step with their token, unless this process already has.
 
     Writing handlers call it once the request is known to be valid (a dependency would run
-    before body validation, and spend a statement on a request that is then refused).
+    before body validation, and spend a statement on a request that is then refused): creation
+    before its INSERT (the task needs the row), changes after their statement, so that a task
+    row is always locked before its owner's row, as the count trigger does.
     """
     known_users: KnownUsers = request.app.state.known_users
     if known_users.is_current(user):

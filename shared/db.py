@@ -1,10 +1,11 @@
 """The database: the tables, the engine, and the per-request session that owns the transaction."""
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from pydantic import AfterValidator
 from pydantic import Field as PydanticField
 from sqlalchemy import (
@@ -251,3 +252,56 @@ async def _session_for_request(request: Request) -> AsyncIterator[AsyncSession]:
 DbSession = Annotated[AsyncSession, Depends(_session_for_request, scope="function")]
 """The request's session. It commits after the handler returns and before the response is
 sent (so a failed commit is never reported as success), rolls back on error, always closes."""
+
+
+# A task's version is its entity tag (RFC 9110): it changes whenever the task changes.
+_ENTITY_TAG = re.compile(r'\s*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"\s*')
+
+
+def entity_tag(version: int) -> str:
+    return f'"{version}"'
+
+
+def versions_in(header: str, *, weak_matches: bool) -> set[int] | None:
+    """The versions an `If-Match` / `If-None-Match` header names; None for `*` (any version).
+
+    `If-Match` compares strongly (a weak tag matches nothing), `If-None-Match` weakly. Tags this
+    service did not issue match nothing. A header that is not a list of tags is a ValueError.
+    """
+    if header.strip() == "*":
+        return None
+    versions = set()
+    for part in header.split(","):
+        match = _ENTITY_TAG.fullmatch(part)
+        if match is None:
+            raise ValueError('must be "*" or a list of entity tags such as "3"')
+        weak, tag = match.groups()
+        if (weak and not weak_matches) or not tag.isdigit():
+            continue
+        versions.add(int(tag))
+    return versions
+
+
+def _entity_tag_list(header: str | None) -> str | None:
+    if header is not None:
+        versions_in(header, weak_matches=True)  # raises on a malformed list
+    return header
+
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description='Change only if the task is still at this version (its ETag, e.g. "3"); '
+        "otherwise 412 and nothing changes.",
+    ),
+    AfterValidator(_entity_tag_list),
+]
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-None-Match",
+        description="Answer 304 without a body if the task is still at this version (its ETag).",
+    ),
+    AfterValidator(_entity_tag_list),
+]

@@ -55,7 +55,7 @@ def test_the_first_write_adds_the_users_row_once(client, auth_headers, statement
 
     with _counting(statements) as seen:
         client.post("/api/alice/tasks", json={"title": "first"}, headers=headers)
-    assert seen == ["INSERT", "INSERT"]
+    assert seen == ["INSERT", "UPDATE", "INSERT"]
 
     with _counting(statements) as seen:
         client.post("/api/alice/tasks", json={"title": "second"}, headers=headers)
@@ -64,7 +64,7 @@ def test_the_first_write_adds_the_users_row_once(client, auth_headers, statement
     renamed = auth_headers("alice", email="new@example.com")
     with _counting(statements) as seen:
         client.post("/api/alice/tasks", json={"title": "third"}, headers=renamed)
-    assert seen == ["INSERT", "INSERT"]
+    assert seen == ["INSERT", "UPDATE", "INSERT"]
 
 
 def test_a_refused_request_costs_no_statement(client, auth_headers, statements):

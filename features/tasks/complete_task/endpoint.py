@@ -1,12 +1,12 @@
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Request, Response
 
-from features.tasks.complete_task.query import set_task_completion
+from features.tasks.complete_task.query import set_task_completion, task_of_user_exists
 from features.tasks.complete_task.schemas import CompleteTaskRequest, CompleteTaskResponse
 from shared.auth import TaskOwner, record_user
-from shared.db import DbSession
+from shared.db import DbSession, IfMatch, entity_tag, versions_in
 
 router = APIRouter()
 log = structlog.get_logger()
@@ -17,20 +17,34 @@ TaskId = Annotated[int, Path(gt=0, le=2**63 - 1, description="The task's id.")]
 @router.patch(
     "/api/{user_id}/tasks/{task_id}/complete",
     operation_id="complete_task",
-    responses={404: {"description": "No such task on this person's list."}},
+    responses={
+        200: {
+            "headers": {
+                "ETag": {"description": "The task's version now.", "schema": {"type": "string"}}
+            }
+        },
+        404: {"description": "No such task on this person's list."},
+        412: {"description": "The task changed since the version in `If-Match`; nothing changed."},
+    },
 )
 async def complete_task(
     request: Request,
     task_id: TaskId,
     owner: TaskOwner,
     session: DbSession,
+    response: Response,
     body: CompleteTaskRequest | None = None,
+    if_match: IfMatch = None,
 ) -> CompleteTaskResponse:
     """Mark a task done or not done: set the state when given, otherwise toggle it."""
-    await record_user(request, session, owner)
     completed = body.completed if body is not None else None
-    task = await set_task_completion(session, owner.id, task_id, completed)
+    expected = versions_in(if_match, weak_matches=False) if if_match is not None else None
+    task = await set_task_completion(session, owner.id, task_id, completed, expected)
     if task is None:
+        if expected is not None and await task_of_user_exists(session, owner.id, task_id):
+            raise HTTPException(412, f"Task {task_id} has changed since the version in If-Match")
         raise HTTPException(404, f"Task {task_id} was not found")
+    await record_user(request, session, owner)
+    response.headers["ETag"] = entity_tag(task.version)
     log.info("task.completion_changed", task_id=task_id, user_id=owner.id, completed=task.completed)
     return CompleteTaskResponse.model_validate(task)

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request, Response, status
 from features.tasks.create_task.query import insert_task
 from features.tasks.create_task.schemas import CreateTaskRequest, CreateTaskResponse
 from shared.auth import TaskOwner, record_user
-from shared.db import DbSession
+from shared.db import DbSession, entity_tag
 
 router = APIRouter()
 log = structlog.get_logger()
@@ -18,7 +18,8 @@ log = structlog.get_logger()
     responses={
         201: {
             "headers": {
-                "Location": {"description": "The new task's URL.", "schema": {"type": "string"}}
+                "Location": {"description": "The new task's URL.", "schema": {"type": "string"}},
+                "ETag": {"description": "The task's version.", "schema": {"type": "string"}},
             }
         }
     },
@@ -37,5 +38,6 @@ async def create_task(
     raw_path = request.scope.get("raw_path") or request.url.path.encode()
     collection = raw_path.decode("latin-1").rstrip("/")
     response.headers["Location"] = f"{collection}/{task.id}"
+    response.headers["ETag"] = entity_tag(task.version)
     log.info("task.created", task_id=task.id, user_id=owner.id)
     return CreateTaskResponse.model_validate(task)

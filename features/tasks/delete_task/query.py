@@ -1,10 +1,23 @@
 from sqlalchemy import delete
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import Task
 
 
-async def delete_task_of_user(session: AsyncSession, user_id: str, task_id: int) -> bool:
-    """Delete the task in one statement; False when the person has no such task."""
-    statement = delete(Task).where(Task.id == task_id, Task.user_id == user_id).returning(Task.id)
+async def delete_task_of_user(
+    session: AsyncSession, user_id: str, task_id: int, expected_versions: set[int] | None
+) -> bool:
+    """Delete the task in one statement (only at one of `expected_versions`, when given);
+    False when nothing was deleted."""
+    statement = (
+        delete(Task).where(col(Task.id) == task_id, col(Task.user_id) == user_id).returning(Task.id)
+    )
+    if expected_versions is not None:
+        statement = statement.where(col(Task.version).in_(expected_versions))
     return (await session.exec(statement)).scalar_one_or_none() is not None
+
+
+async def task_of_user_exists(session: AsyncSession, user_id: str, task_id: int) -> bool:
+    statement = select(Task.id).where(col(Task.id) == task_id, col(Task.user_id) == user_id)
+    return (await session.exec(statement)).first() is not None

@@ -1,11 +1,11 @@
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Response
 
 from features.tasks.get_task.query import find_task_of_user
 from features.tasks.get_task.schemas import GetTaskResponse
 from shared.auth import TaskOwner
-from shared.db import DbSession
+from shared.db import DbSession, IfNoneMatch, entity_tag, versions_in
 
 router = APIRouter()
 
@@ -15,11 +15,32 @@ TaskId = Annotated[int, Path(gt=0, le=2**63 - 1, description="The task's id.")]
 @router.get(
     "/api/{user_id}/tasks/{task_id}",
     operation_id="get_task",
-    responses={404: {"description": "No such task on this person's list."}},
+    response_model=GetTaskResponse,
+    responses={
+        200: {
+            "headers": {
+                "ETag": {"description": "The task's version.", "schema": {"type": "string"}}
+            }
+        },
+        304: {"description": "The task is unchanged since the ETag in `If-None-Match`."},
+        404: {"description": "No such task on this person's list."},
+    },
 )
-async def get_task(task_id: TaskId, owner: TaskOwner, session: DbSession) -> GetTaskResponse:
+async def get_task(
+    task_id: TaskId,
+    owner: TaskOwner,
+    session: DbSession,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+) -> GetTaskResponse | Response:
     """Fetch one task from the signed-in person's list."""
     task = await find_task_of_user(session, owner.id, task_id)
     if task is None:
         raise HTTPException(404, f"Task {task_id} was not found")
+    tag = entity_tag(task.version)
+    if if_none_match is not None:
+        versions = versions_in(if_none_match, weak_matches=True)
+        if versions is None or task.version in versions:
+            return Response(status_code=304, headers={"ETag": tag})
+    response.headers["ETag"] = tag
     return GetTaskResponse.model_validate(task)

@@ -1,12 +1,12 @@
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Path, Request, Response
 
-from features.tasks.update_task.query import update_task_of_user
+from features.tasks.update_task.query import task_of_user_exists, update_task_of_user
 from features.tasks.update_task.schemas import UpdateTaskRequest, UpdateTaskResponse
 from shared.auth import TaskOwner, record_user
-from shared.db import DbSession
+from shared.db import DbSession, IfMatch, entity_tag, versions_in
 
 router = APIRouter()
 log = structlog.get_logger()
@@ -17,15 +17,33 @@ TaskId = Annotated[int, Path(gt=0, le=2**63 - 1, description="The task's id.")]
 @router.put(
     "/api/{user_id}/tasks/{task_id}",
     operation_id="update_task",
-    responses={404: {"description": "No such task on this person's list."}},
+    responses={
+        200: {
+            "headers": {
+                "ETag": {"description": "The task's new version.", "schema": {"type": "string"}}
+            }
+        },
+        404: {"description": "No such task on this person's list."},
+        412: {"description": "The task changed since the version in `If-Match`; nothing changed."},
+    },
 )
 async def update_task(
-    request: Request, task_id: TaskId, body: UpdateTaskRequest, owner: TaskOwner, session: DbSession
+    request: Request,
+    task_id: TaskId,
+    body: UpdateTaskRequest,
+    owner: TaskOwner,
+    session: DbSession,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> UpdateTaskResponse:
     """Replace a task's title, and its description and state where given."""
-    await record_user(request, session, owner)
-    task = await update_task_of_user(session, owner.id, task_id, body.changes())
+    expected = versions_in(if_match, weak_matches=False) if if_match is not None else None
+    task = await update_task_of_user(session, owner.id, task_id, body.changes(), expected)
     if task is None:
+        if expected is not None and await task_of_user_exists(session, owner.id, task_id):
+            raise HTTPException(412, f"Task {task_id} has changed since the version in If-Match")
         raise HTTPException(404, f"Task {task_id} was not found")
+    await record_user(request, session, owner)
     log.info("task.updated", task_id=task_id, user_id=owner.id)
+    response.headers["ETag"] = entity_tag(task.version)
     return UpdateTaskResponse.model_validate(task)

@@ -1,3 +1,4 @@
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -151,3 +152,55 @@ def test_without_a_token_it_is_unauthorized(client, db):
 
     assert_problem(response, 401)
     assert stored_task(db, task.id).completed is False
+
+
+def test_a_toggle_moves_the_version_and_a_no_op_set_does_not(client, db, auth_headers):
+    task = _task_of_alice(completed=False)
+    url = f"/api/alice/tasks/{task.id}/complete"
+
+    toggled = client.patch(url, headers=auth_headers("alice"))
+    set_again = client.patch(url, json={"completed": True}, headers=auth_headers("alice"))
+
+    assert toggled.headers["etag"] == set_again.headers["etag"] == '"2"'
+    assert stored_task(db, task.id).version == 2
+
+
+def test_a_stale_if_match_is_412_and_changes_nothing(client, db, auth_headers):
+    task = _task_of_alice(completed=False)
+
+    response = client.patch(
+        f"/api/alice/tasks/{task.id}/complete",
+        headers={**auth_headers("alice"), "If-Match": '"5"'},
+    )
+
+    assert_problem(response, 412)
+    stored = stored_task(db, task.id)
+    assert (stored.completed, stored.version) == (False, 1)
+
+
+def test_a_current_if_match_toggles(client, db, auth_headers):
+    task = _task_of_alice(completed=False)
+
+    response = client.patch(
+        f"/api/alice/tasks/{task.id}/complete",
+        headers={**auth_headers("alice"), "If-Match": '"1"'},
+    )
+
+    assert response.status_code == 200
+    assert stored_task(db, task.id).completed is True
+
+
+def test_concurrent_toggles_never_lose_one(client, db, auth_headers):
+    task = _task_of_alice(completed=False)
+    url = f"/api/alice/tasks/{task.id}/complete"
+    headers = auth_headers("alice")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(
+            pool.map(lambda _: client.patch(url, headers=headers).status_code, range(20))
+        )
+
+    assert statuses == [200] * 20
+    stored = stored_task(db, task.id)
+    # Twenty toggles from false: false again, and every one of them counted in the version.
+    assert (stored.completed, stored.version) == (False, 21)

@@ -67,3 +67,33 @@ def test_without_a_token_it_is_unauthorized_and_nothing_is_deleted(client, db):
 
     assert_problem(response, 401)
     assert stored_task(db, task.id) is not None
+
+
+def test_a_stale_if_match_is_412_and_the_task_survives(client, db, auth_headers):
+    task = TaskFactory(owner__id="alice", version=3)
+
+    response = client.delete(
+        f"/api/alice/tasks/{task.id}", headers={**auth_headers("alice"), "If-Match": '"2"'}
+    )
+
+    assert_problem(response, 412)
+    assert stored_task(db, task.id) is not None
+
+
+def test_a_current_if_match_deletes(client, db, auth_headers):
+    task = TaskFactory(owner__id="alice", version=3)
+
+    response = client.delete(
+        f"/api/alice/tasks/{task.id}", headers={**auth_headers("alice"), "If-Match": '"3"'}
+    )
+
+    assert response.status_code == 204
+    assert stored_task(db, task.id) is None
+
+
+def test_if_match_on_a_missing_task_is_404(client, auth_headers):
+    response = client.delete(
+        "/api/alice/tasks/123123", headers={**auth_headers("alice"), "If-Match": '"1"'}
+    )
+
+    assert_problem(response, 404)

@@ -65,3 +65,54 @@ def test_without_a_token_it_is_unauthorized(client):
 
     assert_problem(response, 401)
     assert task.title not in response.text
+
+
+def test_the_etag_is_the_tasks_version(client, auth_headers):
+    task = TaskFactory(owner__id="alice", version=7)
+
+    response = client.get(f"/api/alice/tasks/{task.id}", headers=auth_headers("alice"))
+
+    assert response.headers["etag"] == '"7"'
+
+
+@pytest.mark.parametrize("if_none_match", ['"7"', 'W/"7"', '"1", "7"', "*"])
+def test_an_unchanged_task_is_304_without_a_body(client, auth_headers, if_none_match):
+    task = TaskFactory(owner__id="alice", version=7)
+
+    response = client.get(
+        f"/api/alice/tasks/{task.id}",
+        headers={**auth_headers("alice"), "If-None-Match": if_none_match},
+    )
+
+    assert response.status_code == 304
+    assert response.content == b""
+    assert response.headers["etag"] == '"7"'
+
+
+def test_a_changed_task_is_sent_in_full(client, auth_headers):
+    task = TaskFactory(owner__id="alice", version=8)
+
+    response = client.get(
+        f"/api/alice/tasks/{task.id}", headers={**auth_headers("alice"), "If-None-Match": '"7"'}
+    )
+
+    assert response.status_code == 200
+    assert response.json()["id"] == task.id
+
+
+def test_a_malformed_if_none_match_is_400_naming_it(client, auth_headers):
+    task = TaskFactory(owner__id="alice")
+
+    response = client.get(
+        f"/api/alice/tasks/{task.id}", headers={**auth_headers("alice"), "If-None-Match": "7"}
+    )
+
+    assert_problem(response, 400, invalid_fields={"If-None-Match"})
+
+
+def test_if_none_match_on_a_missing_task_is_still_404(client, auth_headers):
+    response = client.get(
+        "/api/alice/tasks/999999", headers={**auth_headers("alice"), "If-None-Match": "*"}
+    )
+
+    assert_problem(response, 404)

@@ -180,3 +180,89 @@ def test_without_a_token_it_is_unauthorized(client, db):
 
     assert_problem(response, 401)
     assert stored_task(db, task.id).title == "Old title"
+
+
+def test_each_update_moves_the_version_and_the_etag(client, db, auth_headers):
+    task = _task_of_alice()
+    url = f"/api/alice/tasks/{task.id}"
+
+    first = client.put(url, json={"title": "one"}, headers=auth_headers("alice"))
+    second = client.put(url, json={"title": "two"}, headers=auth_headers("alice"))
+
+    assert (first.headers["etag"], second.headers["etag"]) == ('"2"', '"3"')
+    assert stored_task(db, task.id).version == 3
+
+
+@pytest.mark.parametrize("if_match", ['"1"', '"9", "1"', "*"])
+def test_a_current_if_match_lets_the_update_through(client, db, auth_headers, if_match):
+    task = _task_of_alice()
+
+    response = client.put(
+        f"/api/alice/tasks/{task.id}",
+        json={"title": "Guarded"},
+        headers={**auth_headers("alice"), "If-Match": if_match},
+    )
+
+    assert response.status_code == 200
+    assert stored_task(db, task.id).title == "Guarded"
+
+
+@pytest.mark.parametrize("if_match", ['"2"', 'W/"1"', '"abc"'])
+def test_a_stale_if_match_is_412_and_changes_nothing(client, db, auth_headers, if_match):
+    task = _task_of_alice()
+
+    response = client.put(
+        f"/api/alice/tasks/{task.id}",
+        json={"title": "Lost update"},
+        headers={**auth_headers("alice"), "If-Match": if_match},
+    )
+
+    assert_problem(response, 412)
+    stored = stored_task(db, task.id)
+    assert (stored.title, stored.version, stored.updated_at) == ("Old title", 1, AN_HOUR_AGO)
+
+
+def test_an_edit_made_on_another_device_is_not_overwritten(client, db, auth_headers):
+    task = _task_of_alice()
+    url = f"/api/alice/tasks/{task.id}"
+    phone_etag = client.get(url, headers=auth_headers("alice")).headers["etag"]
+    laptop_etag = client.get(url, headers=auth_headers("alice")).headers["etag"]
+
+    phone = client.put(
+        url,
+        json={"title": "From the phone"},
+        headers={**auth_headers("alice"), "If-Match": phone_etag},
+    )
+    laptop = client.put(
+        url,
+        json={"title": "From the laptop"},
+        headers={**auth_headers("alice"), "If-Match": laptop_etag},
+    )
+
+    assert phone.status_code == 200
+    assert_problem(laptop, 412)
+    assert stored_task(db, task.id).title == "From the phone"
+
+
+def test_if_match_on_another_persons_task_is_404(client, auth_headers):
+    bobs = TaskFactory(owner__id="bob")
+
+    response = client.put(
+        f"/api/alice/tasks/{bobs.id}",
+        json={"title": "x"},
+        headers={**auth_headers("alice"), "If-Match": '"1"'},
+    )
+
+    assert_problem(response, 404)
+
+
+def test_a_malformed_if_match_is_400(client, auth_headers):
+    task = _task_of_alice()
+
+    response = client.put(
+        f"/api/alice/tasks/{task.id}",
+        json={"title": "x"},
+        headers={**auth_headers("alice"), "If-Match": "1"},
+    )
+
+    assert_problem(response, 400, invalid_fields={"If-Match"})
