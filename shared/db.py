@@ -17,13 +17,14 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    delete,
     event,
 )
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.config import Settings
@@ -212,6 +213,15 @@ def _enable_sqlite_integrity(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+    # The driver's own BEGIN is deferred: a transaction that reads, then writes, fails at once
+    # with "database is locked" if another wrote meanwhile. We begin each one ourselves instead.
+    dbapi_connection.isolation_level = None
+
+
+def _begin_immediately(connection: Any) -> None:
+    # Take SQLite's write lock at the start (waiting up to busy_timeout for it), so concurrent
+    # requests queue up instead of failing midway. PostgreSQL needs none of this.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -219,6 +229,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _enable_sqlite_integrity)
+        event.listen(engine.sync_engine, "begin", _begin_immediately)
         return engine
     return create_async_engine(
         url,
@@ -305,3 +316,9 @@ IfNoneMatch = Annotated[
     ),
     AfterValidator(_entity_tag_list),
 ]
+
+
+async def purge_expired_idempotency_keys(session: AsyncSession) -> int:
+    """Delete the idempotency keys past their 24 hours; how many went."""
+    statement = delete(IdempotencyKey).where(col(IdempotencyKey.expires_at) < utc_now())
+    return (await session.exec(statement)).rowcount
