@@ -6,6 +6,8 @@ uv run main.py migrate             bring the database to the latest revision, th
 """
 
 import argparse
+import asyncio
+import contextlib
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,12 +20,20 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from features.registry import PUBLIC_ROUTERS, tasks_router
 from shared.auth import BearerAuthMiddleware, KnownUsers
 from shared.body_limit import BodyLimitMiddleware
 from shared.config import Settings
-from shared.db import DatabaseUrlError, async_database_url, create_engine, create_session_factory
+from shared.db import (
+    DatabaseUrlError,
+    async_database_url,
+    create_engine,
+    create_session_factory,
+    purge_expired_idempotency_keys,
+)
 from shared.logging import REQUEST_ID_HEADER, RequestContextMiddleware, configure_logging
 from shared.problems import install_problem_handlers, problem_openapi
 from shared.tokens import create_token_verifier, mint_token
@@ -33,6 +43,8 @@ API_DESCRIPTION = """Each person's todo list, for the frontend's REST calls.
 Every `/api/` route needs `Authorization: Bearer <jwt>`, a token from the frontend's Better Auth
 whose subject is the `{user_id}` of the path. Errors are RFC 9457 problem details
 (`application/problem+json`) carrying the request id that `X-Request-ID` also returns."""
+
+PURGE_INTERVAL_SECONDS = 3600
 
 log = structlog.get_logger()
 
@@ -55,7 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             shared_secret_tokens=verifier.shared_secret is not None,
             jwks_url=verifier.public_keys.key_set.url if verifier.public_keys else None,
         )
+        purging = asyncio.create_task(_purge_idempotency_keys_hourly(app.state.session_factory))
         yield
+        purging.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purging
         await http_client.aclose()
         await engine.dispose()
         log.info("app.stopped")
@@ -98,6 +114,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+async def _purge_idempotency_keys_hourly(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """Delete expired idempotency keys now and every hour, for as long as the app runs."""
+    while True:
+        try:
+            async with session_factory() as session, session.begin():
+                purged = await purge_expired_idempotency_keys(session)
+            if purged:
+                log.info("idempotency_keys.purged", count=purged)
+        except Exception:
+            # The database may be down for a while; the next round tries again.
+            log.warning("idempotency_keys.purge_failed", exc_info=True)
+        await asyncio.sleep(PURGE_INTERVAL_SECONDS)
 
 
 def _serve(settings: Settings) -> None:

@@ -160,9 +160,10 @@ def problem_openapi(openapi: dict[str, Any]) -> dict[str, Any]:
     for path_item in openapi.get("paths", {}).values():
         for operation in path_item.values():
             responses = operation.get("responses", {})
-            validation = responses.pop("422", None)
-            if validation is not None and "400" not in responses:
-                responses["400"] = {"description": "The request is invalid."}
+            # FastAPI's own 422 for validation; a 422 a route declares itself stays.
+            if responses.get("422", {}).get("description") == "Validation Error":
+                del responses["422"]
+                responses.setdefault("400", {"description": "The request is invalid."})
             for status, response in responses.items():
                 if status.isdigit() and int(status) >= 400:
                     response["content"] = problem_content

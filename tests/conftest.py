@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from main import create_app
 from migrations import upgrade_database
 from shared.config import Settings
-from shared.db import Task, User, sync_database_url
+from shared.db import IdempotencyKey, Task, User, sync_database_url
 from shared.tokens import mint_token
 from tests import factories
 
@@ -141,6 +141,7 @@ def db(database: DatabaseUnderTest) -> Iterator[Session]:
         yield session
         factories.bind(None)
     with database.engine.begin() as connection:
+        connection.execute(delete(IdempotencyKey))
         connection.execute(delete(Task))
         connection.execute(delete(User))
 

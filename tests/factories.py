@@ -1,12 +1,13 @@
 """factory-boy factories for the tables; `bind` points them at the test's session."""
 
 import uuid
+from datetime import timedelta
 
 import factory
 from factory.alchemy import SQLAlchemyModelFactory
 from sqlalchemy.orm import Session
 
-from shared.db import Task, User, utc_now
+from shared.db import IdempotencyKey, Task, User, utc_now
 
 
 class UserFactory(SQLAlchemyModelFactory):
@@ -39,5 +40,21 @@ class TaskFactory(SQLAlchemyModelFactory):
 
 
 def bind(session: Session | None) -> None:
-    for factory_class in (UserFactory, TaskFactory):
+    for factory_class in (UserFactory, TaskFactory, IdempotencyKeyFactory):
         factory_class._meta.sqlalchemy_session = session
+
+
+class IdempotencyKeyFactory(SQLAlchemyModelFactory):
+    class Meta:
+        model = IdempotencyKey
+        sqlalchemy_session_persistence = "commit"
+        exclude = ("owner",)
+
+    owner = factory.SubFactory(UserFactory)
+    user_id = factory.SelfAttribute("owner.id")
+    key = factory.LazyFunction(lambda: str(uuid.uuid4()))
+    request_fingerprint = "0" * 64
+    task_id = 1
+    response_body = "{}"
+    created_at = factory.LazyFunction(lambda: utc_now() - timedelta(hours=25))
+    expires_at = factory.LazyFunction(lambda: utc_now() - timedelta(hours=1))

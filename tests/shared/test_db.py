@@ -1,17 +1,26 @@
+import asyncio
 import threading
+from datetime import timedelta
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlmodel import SQLModel
 
+import shared.db
 from migrations import alembic_config, upgrade_database
-from shared.db import DatabaseUrlError, async_database_url, sync_database_url
+from shared.db import (
+    DatabaseUrlError,
+    IdempotencyKey,
+    async_database_url,
+    sync_database_url,
+    utc_now,
+)
 from tests.conftest import empty_postgres_database
-from tests.factories import TaskFactory, UserFactory
+from tests.factories import IdempotencyKeyFactory, TaskFactory, UserFactory
 from tests.support import stored_task, stored_user
 
 HEAD_REVISION = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -174,3 +183,20 @@ def test_upgrading_a_database_with_tasks_counts_them(tmp_path):
     engine.dispose()
     assert tuple(counts) == (3, 2)
     assert versions == [1]
+
+
+def test_expired_idempotency_keys_are_purged_and_live_ones_kept(settings, db):
+    IdempotencyKeyFactory(key="expired")
+    IdempotencyKeyFactory(key="live", expires_at=utc_now() + timedelta(hours=1))
+
+    async def purge() -> int:
+        engine = shared.db.create_engine(settings)
+        try:
+            async with shared.db.create_session_factory(engine)() as session, session.begin():
+                return await shared.db.purge_expired_idempotency_keys(session)
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(purge()) == 1
+    db.commit()
+    assert db.scalars(select(IdempotencyKey.key)).all() == ["live"]

@@ -1,13 +1,53 @@
-import structlog
-from fastapi import APIRouter, Request, Response, status
+import hashlib
+import json
+from typing import Annotated
 
-from features.tasks.create_task.query import insert_task
+import structlog
+from fastapi import APIRouter, Header, HTTPException, Request, Response, status
+from pydantic import AfterValidator
+
+from features.tasks.create_task.query import (
+    claim_idempotency_key,
+    find_live_idempotency_key,
+    insert_task,
+)
 from features.tasks.create_task.schemas import CreateTaskRequest, CreateTaskResponse
 from shared.auth import TaskOwner, record_user
-from shared.db import DbSession, entity_tag
+from shared.db import DbSession, IdempotencyKey, entity_tag
 
 router = APIRouter()
 log = structlog.get_logger()
+
+
+def _plain_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    # The IETF draft sends the key as a quoted structured-field string; many clients do not.
+    key = value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
+    if not 1 <= len(key) <= 255 or not all(33 <= ord(char) <= 126 for char in key):
+        raise ValueError("must be 1 to 255 visible ASCII characters, such as a UUID")
+    return key
+
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="A unique key per intended creation (a UUID). A retry with the same key "
+        "within 24 hours returns the first response and creates nothing new.",
+    ),
+    AfterValidator(_plain_key),
+]
+
+
+def _fingerprint(body: CreateTaskRequest) -> str:
+    return hashlib.sha256(json.dumps(body.model_dump(), sort_keys=True).encode()).hexdigest()
+
+
+def _location(request: Request, task_id: int) -> str:
+    # The collection's URL exactly as the client wrote it, so the Location needs no re-encoding.
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    return f"{raw_path.decode('latin-1').rstrip('/')}/{task_id}"
 
 
 @router.post(
@@ -15,13 +55,21 @@ log = structlog.get_logger()
     operation_id="create_task",
     status_code=status.HTTP_201_CREATED,
     response_description="The created task; `Location` gives its URL.",
+    response_model=CreateTaskResponse,
     responses={
         201: {
             "headers": {
                 "Location": {"description": "The new task's URL.", "schema": {"type": "string"}},
                 "ETag": {"description": "The task's version.", "schema": {"type": "string"}},
+                "Idempotent-Replayed": {
+                    "description": "`true` when this is the stored response to an earlier "
+                    "request with the same Idempotency-Key.",
+                    "schema": {"type": "string"},
+                },
             }
-        }
+        },
+        409: {"description": "A request with this Idempotency-Key is being handled; retry."},
+        422: {"description": "This Idempotency-Key was used with a different body."},
     },
 )
 async def create_task(
@@ -30,14 +78,38 @@ async def create_task(
     session: DbSession,
     request: Request,
     response: Response,
-) -> CreateTaskResponse:
-    """Add a task to the signed-in person's list."""
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> CreateTaskResponse | Response:
+    """Add a task to the signed-in person's list (safely retried with an Idempotency-Key)."""
+    fingerprint = _fingerprint(body) if idempotency_key is not None else ""
+    if idempotency_key is not None:
+        earlier = await find_live_idempotency_key(session, owner.id, idempotency_key)
+        if earlier is not None:
+            return _replay(request, earlier, fingerprint)
     await record_user(request, session, owner)
     task = await insert_task(session, owner.id, body.title, body.description, body.completed)
-    # The collection's URL exactly as the client wrote it, so the Location needs no re-encoding.
-    raw_path = request.scope.get("raw_path") or request.url.path.encode()
-    collection = raw_path.decode("latin-1").rstrip("/")
-    response.headers["Location"] = f"{collection}/{task.id}"
+    created = CreateTaskResponse.model_validate(task)
+    if idempotency_key is not None and not await claim_idempotency_key(
+        session, owner.id, idempotency_key, fingerprint, task.id, created.model_dump_json()
+    ):
+        # Raising rolls this request's task back: only the first request's task exists.
+        raise HTTPException(
+            409,
+            "Another request with this Idempotency-Key got there first; retry to get its result",
+        )
+    response.headers["Location"] = _location(request, task.id)
     response.headers["ETag"] = entity_tag(task.version)
     log.info("task.created", task_id=task.id, user_id=owner.id)
-    return CreateTaskResponse.model_validate(task)
+    return created
+
+
+def _replay(request: Request, earlier: IdempotencyKey, fingerprint: str) -> Response:
+    if earlier.request_fingerprint != fingerprint:
+        raise HTTPException(422, "This Idempotency-Key was already used with a different body")
+    log.info("task.create_replayed", task_id=earlier.task_id)
+    return Response(
+        content=earlier.response_body,
+        status_code=status.HTTP_201_CREATED,
+        media_type="application/json",
+        headers={"Location": _location(request, earlier.task_id), "Idempotent-Replayed": "true"},
+    )

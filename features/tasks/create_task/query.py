@@ -1,6 +1,12 @@
+from datetime import timedelta
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import Task, utc_now
+from shared.db import IdempotencyKey, Task, utc_now
+
+IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
 
 
 async def insert_task(
@@ -19,3 +25,47 @@ async def insert_task(
     # One INSERT ... RETURNING id; everything else we already hold, so nothing is re-read.
     await session.flush()
     return task
+
+
+async def find_live_idempotency_key(
+    session: AsyncSession, user_id: str, key: str
+) -> IdempotencyKey | None:
+    statement = select(IdempotencyKey).where(
+        col(IdempotencyKey.user_id) == user_id,
+        col(IdempotencyKey.key) == key,
+        col(IdempotencyKey.expires_at) > utc_now(),
+    )
+    return (await session.exec(statement)).one_or_none()
+
+
+async def claim_idempotency_key(
+    session: AsyncSession,
+    user_id: str,
+    key: str,
+    request_fingerprint: str,
+    task_id: int,
+    response_body: str,
+) -> bool:
+    """Store the key with the response it got; False if a live one is already there (another
+    request with this key got in first, and this one's work must be undone)."""
+    now = utc_now()
+    values = {
+        "user_id": user_id,
+        "key": key,
+        "request_fingerprint": request_fingerprint,
+        "task_id": task_id,
+        "response_body": response_body,
+        "created_at": now,
+        "expires_at": now + IDEMPOTENCY_KEY_LIFETIME,
+    }
+    dialect = session.bind.dialect.name if session.bind else "postgresql"
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(IdempotencyKey).values(**values)
+    # An expired key is free again; a live one is not. On PostgreSQL a racing request's
+    # uncommitted key makes this wait for it, then see it.
+    statement = statement.on_conflict_do_update(
+        index_elements=[IdempotencyKey.user_id, IdempotencyKey.key],
+        set_={name: statement.excluded[name] for name in values if name not in {"user_id", "key"}},
+        where=col(IdempotencyKey.expires_at) <= now,
+    ).returning(IdempotencyKey.key)
+    return (await session.exec(statement)).first() is not None
