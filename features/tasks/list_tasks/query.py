@@ -3,7 +3,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, true
+from sqlalchemy import ColumnElement, false, func, literal, or_, true, tuple_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -86,13 +86,11 @@ async def find_page_of_tasks(
     reading_backwards = boundary is not None and boundary.side == "before"
     forwards_is_descending = descending != reading_backwards
     if boundary is not None:
-        past = (lambda c, v: c < v) if forwards_is_descending else (lambda c, v: c > v)
-        filters.append(
-            or_(
-                past(sort_column, boundary.sort_value),
-                and_(sort_column == boundary.sort_value, past(task_id, boundary.task_id)),
-            )
-        )
+        # A row comparison, not the equivalent OR of two comparisons: it is what lets the index
+        # start reading at the boundary, so a page deep in the list costs what the first one does.
+        position = tuple_(sort_column, task_id)
+        edge = tuple_(literal(boundary.sort_value, sort_column.type), literal(boundary.task_id))
+        filters.append(position < edge if forwards_is_descending else position > edge)
     ordering = (
         [sort_column.desc(), task_id.desc()]
         if forwards_is_descending
