@@ -5,6 +5,7 @@ from sqlalchemy import Connection, create_engine
 from sqlmodel import SQLModel
 
 import shared.db  # noqa: F401  (registers the tables on SQLModel.metadata)
+from migrations import schema_object_filter
 from shared.config import Settings
 from shared.db import sync_database_url
 
@@ -18,6 +19,7 @@ def _run(connection: Connection) -> None:
         # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=schema_object_filter(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

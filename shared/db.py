@@ -88,6 +88,17 @@ class Task(SQLModel, table=True):
         Index("ix_tasks_user_id_updated", "user_id", "updated_at", "id"),
         Index("ix_tasks_user_id_title", "user_id", "title", "id"),
         Index("ix_tasks_user_id_completed_created", "user_id", "completed", "created_at", "id"),
+        # The search's trigram indexes exist on PostgreSQL only (migration 0003 says why).
+        *(
+            Index(
+                f"ix_tasks_{column}_trigrams",
+                column,
+                postgresql_using="gin",
+                postgresql_ops={column: "gin_trgm_ops"},
+                info={"only_on": "postgresql"},
+            ).ddl_if(dialect="postgresql")
+            for column in ("title", "description")
+        ),
     )
 
     id: int | None = Field(

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, select, text
 from sqlmodel import SQLModel
 
 import shared.db
-from migrations import alembic_config, upgrade_database
+from migrations import alembic_config, schema_object_filter, upgrade_database
 from shared.db import (
     DatabaseUrlError,
     IdempotencyKey,
@@ -64,7 +64,11 @@ def test_other_databases_and_drivers_are_refused(given):
 
 def test_the_migrations_create_exactly_the_tables_the_code_declares(database):
     with database.engine.connect() as connection:
-        differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+        context = MigrationContext.configure(
+            connection,
+            opts={"include_object": schema_object_filter(connection.dialect.name)},
+        )
+        differences = compare_metadata(context, SQLModel.metadata)
 
     assert differences == []
 
