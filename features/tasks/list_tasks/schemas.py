@@ -24,12 +24,19 @@ class ListTasksQuery(BaseModel):
         "are plain characters.",
     )
     limit: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE, description="Tasks per page.")
-    offset: int = Field(default=0, ge=0, le=2**62, description="Tasks to skip; to jump to a page.")
+    offset: int = Field(
+        default=0,
+        ge=0,
+        le=2**62,
+        description="Tasks to skip, to jump to a page. The database still reads the tasks it "
+        "skips, so a deep offset costs more than the `Link` header's cursor.",
+    )
     cursor: str | None = Field(
         default=None,
         max_length=1024,
         description="Opaque: the `next` or `prev` page as given in the `Link` header. Paging by "
-        "cursor neither repeats nor skips a task while tasks are added or removed.",
+        "cursor neither repeats nor skips a task while tasks are added or removed, and a page "
+        "deep in the list costs what the first one does.",
     )
 
 
