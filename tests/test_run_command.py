@@ -1,61 +1,23 @@
 """The newcomer's minute: `main.py` serves with no configuration; `main.py token` fits it."""
 
-import os
-import socket
+import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx2
 import pytest
 
-from shared.config import Settings
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _clean_environment(**extra: str) -> dict[str, str]:
-    settings_names = {name.upper() for name in Settings.model_fields}
-    clean = {key: value for key, value in os.environ.items() if key.upper() not in settings_names}
-    return {**clean, **extra}
+from tests.service import PROJECT_ROOT, running_service
 
 
 @pytest.fixture
 def server(tmp_path):
     """`python main.py` from an empty folder: no .env, no DATABASE_URL, no secret."""
-    port = _free_port()
-    environment = _clean_environment(PORT=str(port))
-    process = subprocess.Popen(
-        [sys.executable, str(PROJECT_ROOT / "main.py")],
-        cwd=tmp_path,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited: {process.stdout.read()}")
-        try:
-            if httpx2.get(f"{base_url}/health", timeout=1).status_code == 200:
-                break
-        except httpx2.TransportError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail("the server did not answer /health within 30 s")
-    yield base_url, tmp_path, environment
-    process.terminate()
-    process.wait(timeout=15)
+    with running_service(tmp_path) as service:
+        yield service.base_url, tmp_path, service.environment
+        # uvicorn shuts down gracefully, then lets the signal end the process as it would have.
+        assert service.stop() in (0, -signal.SIGTERM)
+        assert "app.stopped" in service.logs()
 
 
 def test_the_curl_walkthrough_works_against_a_server_with_no_configuration(server):

@@ -1,0 +1,87 @@
+"""The service as production runs it: `python main.py` in a process of its own, on a free port,
+for the tests that need a real HTTP server (signals, raw sockets, the HTTP parser's limits)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from shared.config import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def clean_environment(**settings: str) -> dict[str, str]:
+    """This process's environment without any of the service's variables, plus `settings`."""
+    names = {name.upper() for name in Settings.model_fields}
+    clean = {key: value for key, value in os.environ.items() if key.upper() not in names}
+    return {**clean, **settings}
+
+
+@dataclass
+class Service:
+    base_url: str
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+    environment: dict[str, str]
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, how: signal.Signals = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(how)
+        return self.process.wait(timeout=timeout)
+
+
+@contextmanager
+def running_service(workdir: Path, **settings: str) -> Iterator[Service]:
+    """Start the service with these settings (as environment variables) and wait until it
+    answers /health; stop it afterwards whatever happened. Its logs go to a file, not a pipe,
+    so a chatty server can never block on a full pipe."""
+    port = free_port()
+    environment = clean_environment(HOST="127.0.0.1", PORT=str(port), **settings)
+    log_path = workdir / f"service-{port}.log"
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, str(PROJECT_ROOT / "main.py")],
+            cwd=workdir,
+            env=environment,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    service = Service(f"http://127.0.0.1:{port}", port, process, log_path, environment)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the service exited with {process.returncode}: {service.logs()}")
+            try:
+                if httpx2.get(f"{service.base_url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the service did not answer /health within 30 s: {service.logs()}")
+            time.sleep(0.1)
+        yield service
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
