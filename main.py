@@ -1,6 +1,6 @@
 """The Tasks API.
 
-uv run main.py                     serve (migrating the database first)
+uv run main.py                     serve (migrating the database as it starts)
 uv run main.py token <user_id>     print a token the configured server accepts
 uv run main.py migrate             bring the database to the latest revision, then exit
 """
@@ -20,10 +20,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from features.registry import PUBLIC_ROUTERS, tasks_router
+from migrations import head_revision, upgrade_database
 from shared.auth import BearerAuthMiddleware, KnownUsers
 from shared.body_limit import BodyLimitMiddleware
 from shared.config import Settings
@@ -34,8 +36,10 @@ from shared.db import (
     create_session_factory,
     purge_expired_idempotency_keys,
 )
+from shared.header_limit import MAX_HEADER_BYTES, HeaderLimitMiddleware
 from shared.logging import REQUEST_ID_HEADER, RequestContextMiddleware, configure_logging
 from shared.problems import install_problem_handlers, problem_openapi
+from shared.security_headers import SecurityHeadersMiddleware
 from shared.tokens import create_token_verifier, mint_token
 
 API_DESCRIPTION = """Each person's todo list, for the frontend's REST calls.
@@ -67,11 +71,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             shared_secret_tokens=verifier.shared_secret is not None,
             jwks_url=verifier.public_keys.key_set.url if verifier.public_keys else None,
         )
-        purging = asyncio.create_task(_purge_idempotency_keys_hourly(app.state.session_factory))
+        upkeep = asyncio.create_task(_keep_the_database(app, settings))
         yield
-        purging.cancel()
+        upkeep.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await purging
+            await upkeep
         await http_client.aclose()
         await engine.dispose()
         log.info("app.stopped")
@@ -86,16 +90,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
     app.state.known_users = KnownUsers()
+    app.state.schema_revision = head_revision()
+    # Until the start-up migration has run, requests that need the database get a 503.
+    app.state.schema_ready = not settings.migrate_on_start
 
     install_problem_handlers(app)
     for router in PUBLIC_ROUTERS:
         app.include_router(router)
     app.include_router(tasks_router())
 
-    # Added innermost first: a request meets CORS, then its id and log line, then the body
-    # limit, then the token check, and only then the routes.
+    # Added innermost first: a response always gets the security headers; a request meets CORS,
+    # then its id and log line, then the header and body limits, then the token check, and
+    # only then the routes.
     app.add_middleware(BearerAuthMiddleware, verifier=verifier)
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(HeaderLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(
         CORSMiddleware,
@@ -106,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         expose_headers=["Location", "ETag", "Link", "X-Total-Count", REQUEST_ID_HEADER],
         max_age=600,
     )
+    app.add_middleware(SecurityHeadersMiddleware, production=settings.is_production)
 
     def openapi() -> dict:
         if app.openapi_schema is None:
@@ -114,6 +124,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+async def _keep_the_database(app: FastAPI, settings: Settings) -> None:
+    """Migrate first if asked (the purge needs the tables), then purge expired keys hourly."""
+    if not app.state.schema_ready:
+        await _migrate_until_done(app, settings)
+    await _purge_idempotency_keys_hourly(app.state.session_factory)
+
+
+async def _migrate_until_done(app: FastAPI, settings: Settings) -> None:
+    """Bring the database to this code's schema, waiting for it if it is down: the service
+    starts anyway and becomes ready when the database returns."""
+    delay = 1.0
+    while True:
+        try:
+            # Alembic is synchronous; a thread keeps the event loop answering meanwhile.
+            await asyncio.to_thread(upgrade_database, settings.database_url_or_default)
+        except (OperationalError, InterfaceError) as error:
+            log.warning(
+                "database.unreachable",
+                error_type=type(error.orig).__name__,
+                retry_in_seconds=delay,
+            )
+        except Exception:
+            log.exception("database.migration_failed", retry_in_seconds=delay)
+        else:
+            app.state.schema_ready = True
+            log.info("database.migrated", revision=app.state.schema_revision)
+            return
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 30.0)
 
 
 async def _purge_idempotency_keys_hourly(
@@ -133,10 +174,6 @@ async def _purge_idempotency_keys_hourly(
 
 
 def _serve(settings: Settings) -> None:
-    if settings.migrate_on_start:
-        from migrations import upgrade_database
-
-        upgrade_database(settings.database_url_or_default)
     uvicorn.run(
         "main:create_app",
         factory=True,
@@ -147,6 +184,11 @@ def _serve(settings: Settings) -> None:
         access_log=False,
         proxy_headers=True,
         server_header=False,
+        # SIGTERM: stop accepting, let requests in flight finish (at most this long), then exit.
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        # Room above the app's own header limit, so that the app answers 431 with a problem
+        # body; only beyond this does the HTTP parser itself refuse the request.
+        h11_max_incomplete_event_size=4 * MAX_HEADER_BYTES,
     )
 
 
@@ -200,8 +242,6 @@ def main(argv: list[str]) -> int:
             return 2
         _print_token(settings, arguments)
     elif arguments.command == "migrate":
-        from migrations import upgrade_database
-
         upgrade_database(settings.database_url_or_default)
         url = make_url(settings.database_url_or_default)
         log.info("database.migrated", database=url.render_as_string(hide_password=True))

@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Depends
 
 from features.health.check_health.endpoint import router as check_health
+from features.health.check_readiness.endpoint import router as check_readiness
 from features.tasks.complete_task.endpoint import router as complete_task
 from features.tasks.create_task.endpoint import router as create_task
 from features.tasks.delete_task.endpoint import router as delete_task
@@ -12,7 +13,7 @@ from features.tasks.update_task.endpoint import router as update_task
 from shared.auth import owner_of_path
 
 # Open to anyone: listed apart so that being public is a visible decision.
-PUBLIC_ROUTERS: list[APIRouter] = [check_health]
+PUBLIC_ROUTERS: list[APIRouter] = [check_health, check_readiness]
 
 TASK_ROUTERS: list[APIRouter] = [
     list_tasks,

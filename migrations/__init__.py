@@ -28,6 +28,16 @@ def schema_object_filter(dialect_name: str) -> Callable[..., bool]:
     return include_object
 
 
+def head_revision() -> str:
+    """The revision this code's schema is at: what a ready database must report."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError("the migrations have no head revision")
+    return head
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     config = Config(toml_file=PROJECT_ROOT / "pyproject.toml")
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))

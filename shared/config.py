@@ -47,7 +47,14 @@ class Settings(BaseSettings):
     # Neon suspends an idle compute after five minutes and its pooler drops idle
     # connections; recycling sooner means we never hand out a connection it has closed.
     db_pool_recycle_seconds: int = Field(default=240, ge=1)
+    # A statement running longer is cancelled by PostgreSQL and answered 503, so one slow query
+    # or a lock held elsewhere cannot hold a connection (and a client) indefinitely. 0: no limit.
+    db_statement_timeout_seconds: float = Field(default=10.0, ge=0, le=3600)
+    # Without it a database host that drops packets makes each new connection wait minutes.
+    db_connect_timeout_seconds: int = Field(default=5, ge=2, le=300)
     migrate_on_start: bool = True
+    # On SIGTERM, requests in flight get this long to finish before the worker exits.
+    shutdown_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     better_auth_secret: SecretStr | None = None
     jwt_algorithms: Annotated[list[str], NoDecode] = ["HS256"]

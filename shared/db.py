@@ -242,7 +242,22 @@ def create_engine(settings: Settings) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _enable_sqlite_integrity)
         event.listen(engine.sync_engine, "begin", _begin_immediately)
         return engine
-    return create_async_engine(
+    connect_args: dict[str, Any] = {
+        "application_name": "tasks-api",
+        "connect_timeout": settings.db_connect_timeout_seconds,
+    }
+    timeout_ms = round(settings.db_statement_timeout_seconds * 1000)
+    # A transaction-mode pooler (Neon's "-pooler" hosts) refuses startup options and would not
+    # keep a session's SET for our next transaction; there each transaction sets its own limit.
+    behind_pooler = "-pooler." in (url.host or "")
+    if timeout_ms and not behind_pooler:
+        given = url.query.get("options")
+        connect_args["options"] = " ".join(
+            filter(
+                None, [given if isinstance(given, str) else None, _statement_timeout(timeout_ms)]
+            )
+        )
+    engine = create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -251,8 +266,23 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=True,
         # Exception messages would otherwise carry bound values, i.e. the text of tasks.
         hide_parameters=True,
-        connect_args={"application_name": "tasks-api"},
+        connect_args=connect_args,
     )
+    if timeout_ms and behind_pooler:
+
+        def limit_this_transaction(connection: Any) -> None:
+            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {timeout_ms}")
+
+        event.listen(engine.sync_engine, "begin", limit_this_transaction)
+    return engine
+
+
+def _statement_timeout(milliseconds: int) -> str:
+    return f"-c statement_timeout={milliseconds}"
+
+
+class SchemaNotReadyError(Exception):
+    """The start-up migration has not finished: the tables may not be there yet."""
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -261,6 +291,8 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 
 
 async def _session_for_request(request: Request) -> AsyncIterator[AsyncSession]:
+    if not request.app.state.schema_ready:
+        raise SchemaNotReadyError
     session_factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
     async with session_factory() as session:
         try:

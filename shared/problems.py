@@ -7,12 +7,15 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from psycopg.errors import QueryCanceled
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Scope
+
+from shared.db import SchemaNotReadyError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
@@ -116,13 +119,27 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     return problem_response(request.scope, exc.status_code, detail, headers=exc.headers)
 
 
+def _why_unavailable(exc: Exception) -> str:
+    if isinstance(exc, SchemaNotReadyError):
+        return str(exc) or "The service is starting and preparing its database; try again shortly."
+    if isinstance(exc, PoolTimeoutError):
+        return "Every database connection is busy; try again shortly."
+    if isinstance(getattr(exc, "orig", None), QueryCanceled):
+        return "The database did not answer in time; try again shortly."
+    return "The database is unavailable; try again shortly."
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> Response:
-    # A lost connection or a full pool is the server's fault but passing: 503 invites a retry.
-    log.error("database.unavailable", error_type=type(exc).__name__)
+    # A lost connection, a full pool or a statement past its time limit is the server's fault
+    # but passing: 503 invites a retry.
+    cause = getattr(exc, "orig", None) or exc
+    # A schema not yet migrated is expected while starting; the rest deserve attention.
+    level = log.warning if isinstance(exc, SchemaNotReadyError) else log.error
+    level("database.unavailable", error_type=type(cause).__name__)
     return problem_response(
         request.scope,
         503,
-        "The database is unavailable; try again shortly.",
+        _why_unavailable(exc),
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
@@ -130,7 +147,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
-    for unavailable in (OperationalError, InterfaceError, PoolTimeoutError):
+    for unavailable in (OperationalError, InterfaceError, PoolTimeoutError, SchemaNotReadyError):
         app.add_exception_handler(unavailable, _database_unavailable)
 
 

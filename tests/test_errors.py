@@ -11,7 +11,11 @@ from tests.support import assert_problem
 @pytest.fixture
 def bare_client(tmp_path):
     """An app on an unused SQLite file, for errors that never reach the database."""
-    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path / 'unused.db'}")
+    settings = Settings(
+        _env_file=None,
+        database_url=f"sqlite:///{tmp_path / 'unused.db'}",
+        migrate_on_start=False,
+    )
     app = create_app(settings)
 
     async def fail() -> None:

@@ -1,0 +1,8 @@
+from typing import Literal
+
+from pydantic import BaseModel
+
+
+class CheckReadinessResponse(BaseModel):
+    status: Literal["ready"] = "ready"
+    schema_revision: str

@@ -1,0 +1,105 @@
+"""GET /ready: 200 only when the database answers and holds this code's schema."""
+
+import time
+
+from alembic import command
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import create_engine
+
+from main import create_app
+from migrations import alembic_config, head_revision
+from shared.config import Settings
+from shared.db import sync_database_url
+from shared.tokens import mint_token
+from tests.conftest import TEST_SECRET, empty_postgres_database
+from tests.support import assert_problem
+
+UNREACHABLE = SecretStr("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_ready_when_the_database_holds_the_current_schema(client):
+    response = client.get("/ready")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "schema_revision": head_revision()}
+
+
+def test_ready_needs_no_token(client):
+    assert client.get("/ready", headers={"Authorization": "Bearer nonsense"}).status_code == 200
+
+
+def test_not_ready_while_the_database_is_unreachable_but_still_healthy(settings):
+    offline = settings.model_copy(update={"database_url": UNREACHABLE})
+    with TestClient(create_app(offline)) as offline_client:
+        ready = offline_client.get("/ready")
+        health = offline_client.get("/health")
+
+    assert_problem(ready, 503)
+    assert ready.headers["retry-after"]
+    assert "Traceback" not in ready.text
+    assert health.status_code == 200
+
+
+def test_not_ready_when_the_schema_is_behind_the_code(postgres_admin):
+    with empty_postgres_database(postgres_admin) as url:
+        engine = create_engine(sync_database_url(url))
+        with engine.begin() as connection:
+            config = alembic_config(connection)
+            command.upgrade(config, "0001")
+        engine.dispose()
+        behind = _settings_for(url, migrate_on_start=False)
+        with TestClient(create_app(behind)) as behind_client:
+            response = behind_client.get("/ready")
+
+    assert_problem(response, 503)
+    assert "0001" in response.json()["detail"]
+    assert head_revision() in response.json()["detail"]
+
+
+def test_while_starting_against_a_database_that_is_down_requests_get_503(settings):
+    starting = settings.model_copy(update={"database_url": UNREACHABLE, "migrate_on_start": True})
+    app = create_app(starting)
+    with TestClient(app) as starting_client:
+        time.sleep(0.2)  # the start-up migration has tried, and failed, by now
+        ready = starting_client.get("/ready")
+        listing = starting_client.get(
+            "/api/alice/tasks", headers={"Authorization": f"Bearer {_token(starting)}"}
+        )
+
+    assert app.state.schema_ready is False
+    assert_problem(ready, 503)
+    assert "starting" in ready.json()["detail"]
+    assert_problem(listing, 503)
+    assert listing.headers["retry-after"]
+
+
+def test_the_start_up_migration_makes_an_empty_database_ready(postgres_admin):
+    with empty_postgres_database(postgres_admin) as url:
+        fresh = _settings_for(url, migrate_on_start=True)
+        with TestClient(create_app(fresh)) as fresh_client:
+            deadline = time.monotonic() + 30
+            while (ready := fresh_client.get("/ready")).status_code != 200:
+                assert time.monotonic() < deadline, ready.text
+                time.sleep(0.05)
+            created = fresh_client.post(
+                "/api/alice/tasks",
+                json={"title": "first"},
+                headers={"Authorization": f"Bearer {_token(fresh)}"},
+            )
+
+    assert ready.json()["schema_revision"] == head_revision()
+    assert created.status_code == 201
+
+
+def _token(settings: Settings) -> str:
+    return mint_token(settings, "alice")
+
+
+def _settings_for(url: str, *, migrate_on_start: bool) -> Settings:
+    return Settings(
+        _env_file=None,
+        database_url=url,
+        better_auth_secret=TEST_SECRET,
+        migrate_on_start=migrate_on_start,
+    )

@@ -1,0 +1,125 @@
+"""Misconfiguration (OWASP API8): the headers every response carries, and CORS."""
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from main import create_app
+from shared.config import Settings
+from shared.security_headers import API_POLICY, DOCUMENTATION_POLICY
+from tests.conftest import TEST_SECRET
+from tests.factories import TaskFactory
+
+FRONTEND = "http://localhost:3000"
+
+
+def _assert_hardened(response, *, policy: str = API_POLICY) -> None:
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["content-security-policy"] == policy
+    assert response.headers["cache-control"] == "no-store"
+    assert "server" not in response.headers
+
+
+def test_every_kind_of_answer_carries_the_security_headers(client, auth_headers):
+    headers = auth_headers("alice")
+    task = TaskFactory(owner__id="alice")
+    answers = {
+        "list": client.get("/api/alice/tasks", headers=headers),
+        "create": client.post("/api/alice/tasks", json={"title": "x"}, headers=headers),
+        "get": client.get(f"/api/alice/tasks/{task.id}", headers=headers),
+        "no token": client.get("/api/alice/tasks"),
+        "another's path": client.get("/api/bob/tasks", headers=headers),
+        "not found": client.get("/api/alice/tasks/999999", headers=headers),
+        "invalid": client.post("/api/alice/tasks", json={}, headers=headers),
+        "too large": client.post("/api/alice/tasks", content=b"x" * 70_000, headers=headers),
+        "health": client.get("/health"),
+        "ready": client.get("/ready"),
+        "openapi": client.get("/openapi.json"),
+        "no such route": client.get("/nowhere"),
+    }
+    for name, response in answers.items():
+        assert response.status_code < 500, (name, response.text)
+        _assert_hardened(response)
+
+
+def test_the_documentation_page_may_load_its_scripts_but_never_be_framed(client):
+    response = client.get("/docs")
+
+    assert response.status_code == 200
+    _assert_hardened(response, policy=DOCUMENTATION_POLICY)
+
+
+def test_a_server_fault_carries_the_security_headers_too(settings):
+    app = create_app(settings)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internal detail")
+
+    with TestClient(app, raise_server_exceptions=False) as faulty_client:
+        response = faulty_client.get("/boom")
+
+    assert response.status_code == 500
+    _assert_hardened(response)
+
+
+def _production(**overrides) -> Settings:
+    return Settings(
+        _env_file=None,
+        app_env="production",
+        database_url=SecretStr("postgresql://nobody@127.0.0.1:1/none"),
+        better_auth_secret=SecretStr(TEST_SECRET),
+        migrate_on_start=False,
+        **overrides,
+    )
+
+
+def test_hsts_is_sent_in_production_only(client):
+    with TestClient(create_app(_production(cors_origins=["https://app.example"]))) as production:
+        hardened = production.get("/health")
+
+    assert hardened.headers["strict-transport-security"].startswith("max-age=31536000")
+    assert "strict-transport-security" not in client.get("/health").headers
+
+
+def test_the_development_default_origin_is_the_local_frontend():
+    assert Settings(_env_file=None).cors_origins == [FRONTEND]
+
+
+def test_a_real_request_from_the_frontend_may_read_the_paging_and_version_headers(
+    client, auth_headers
+):
+    response = client.get("/api/alice/tasks", headers={**auth_headers("alice"), "Origin": FRONTEND})
+
+    assert response.headers["access-control-allow-origin"] == FRONTEND
+    assert response.headers["access-control-allow-credentials"] == "true"
+    exposed = {
+        h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")
+    }
+    assert {"location", "etag", "link", "x-total-count", "x-request-id"} <= exposed
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_another_origin_gets_no_cors_grant_on_a_real_request_either(client, auth_headers, method):
+    response = client.request(
+        method,
+        "/api/alice/tasks",
+        headers={**auth_headers("alice"), "Origin": "https://evil.example"},
+    )
+
+    # Without a matching Access-Control-Allow-Origin the browser keeps the answer from the page.
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_credentials_are_never_granted_to_a_wildcard(client):
+    preflight = client.options(
+        "/api/alice/tasks",
+        headers={"Origin": FRONTEND, "Access-Control-Request-Method": "GET"},
+    )
+
+    assert preflight.headers["access-control-allow-origin"] != "*"
+    assert preflight.headers["access-control-allow-credentials"] == "true"
+    with pytest.raises(ValueError, match="cors_origins"):
+        Settings(_env_file=None, cors_origins="*")
