@@ -167,9 +167,11 @@ async def _purge_idempotency_keys_hourly(
                 purged = await purge_expired_idempotency_keys(session)
             if purged:
                 log.info("idempotency_keys.purged", count=purged)
-        except Exception:
+        except (OperationalError, InterfaceError) as error:
             # The database may be down for a while; the next round tries again.
-            log.warning("idempotency_keys.purge_failed", exc_info=True)
+            log.warning("idempotency_keys.purge_failed", error_type=type(error.orig).__name__)
+        except Exception:
+            log.exception("idempotency_keys.purge_failed")
         await asyncio.sleep(PURGE_INTERVAL_SECONDS)
 
 

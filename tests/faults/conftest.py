@@ -1,0 +1,169 @@
+"""Fault injection on a real PostgreSQL: a server of the tests' own, stopped, started and
+restarted for real, so the shared server the rest of the suite uses is never disturbed.
+
+The server is made with the PostgreSQL binaries on this machine (initdb, pg_ctl). When they are
+missing these tests skip, unless TASKS_TEST_REQUIRE_POSTGRES=1 (set by CI) makes that a failure.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from migrations import upgrade_database
+from shared.config import Settings
+from shared.db import sync_database_url
+from shared.tokens import mint_token
+from tests.conftest import REQUIRE_POSTGRES, TEST_SECRET
+from tests.service import Service, free_port, running_service
+
+SERVER_USER = "postgres"  # PostgreSQL refuses to run as root; this account owns the server
+
+
+def _binaries() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    if found:
+        return found[-1].parent
+    on_path = shutil.which("pg_ctl")
+    return Path(on_path).parent if on_path else None
+
+
+@dataclass
+class PostgresServer:
+    """A PostgreSQL server in a folder of its own, on a port of its own."""
+
+    binaries: Path
+    data: Path
+    port: int
+
+    def _run(self, program: str, *arguments: str) -> None:
+        command = [str(self.binaries / program), *arguments]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", SERVER_USER, "--", *command]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 "
+            f"-c unix_socket_directories={self.data} -c fsync=on"
+        )
+        self._run(
+            "pg_ctl",
+            "start",
+            "-w",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.data / "server.log"),
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """`fast`: disconnect every client and shut down cleanly; `immediate`: like a crash."""
+        self._run("pg_ctl", "stop", "-w", "-D", str(self.data), "-m", mode)
+
+    def is_running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    binaries = _binaries()
+    if binaries is None:
+        reason = "no PostgreSQL server binaries (initdb, pg_ctl) on this machine"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"TASKS_TEST_REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(reason)
+    root = Path(tempfile.mkdtemp(prefix="tasks-faults-"))
+    data = root / "data"
+    data.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, SERVER_USER)
+        shutil.chown(data, SERVER_USER)
+    server = PostgresServer(binaries, data, free_port())
+    try:
+        server._run(
+            "initdb",
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+        )
+        server.start()
+        yield server
+    finally:
+        if server.is_running():
+            server.stop("immediate")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def fault_database(postgres_server: PostgresServer) -> Iterator[str]:
+    """A new, migrated database on the private server (its URL); the server is running
+    before and after each test, whatever the test did to it."""
+    if not postgres_server.is_running():
+        postgres_server.start()
+    name = f"faults_{uuid.uuid4().hex[:10]}"
+    # No pool: the test may restart the server, which would sever a pooled connection.
+    admin = create_engine(
+        sync_database_url(postgres_server.url()), isolation_level="AUTOCOMMIT", poolclass=NullPool
+    )
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = postgres_server.url(name)
+    upgrade_database(url)
+    yield url
+    if not postgres_server.is_running():
+        postgres_server.start()
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def start_service(tmp_path) -> Iterator[Callable[..., Service]]:
+    """Starts the real service (production settings) with extra settings; after the test, its
+    logs must hold no token and no secret, whatever failed along the way."""
+    started: list = []
+
+    def start(database_url: str, **settings: str) -> Service:
+        production = {
+            "APP_ENV": "production",
+            "DATABASE_URL": database_url,
+            "BETTER_AUTH_SECRET": TEST_SECRET,
+            "MIGRATE_ON_START": "false",
+        }
+        context = running_service(tmp_path, **{**production, **settings})
+        service = context.__enter__()
+        started.append((context, service))
+        return service
+
+    yield start
+    for context, service in started:
+        logs = service.logs()
+        context.__exit__(None, None, None)
+        assert TEST_SECRET not in logs
+        assert "eyJ" not in logs  # the start of every JWT's header
+        assert "Traceback" not in logs, logs
+
+
+def bearer(user_id: str) -> dict[str, str]:
+    settings = Settings(_env_file=None, better_auth_secret=TEST_SECRET)
+    return {"Authorization": f"Bearer {mint_token(settings, user_id)}"}
