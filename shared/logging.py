@@ -30,6 +30,29 @@ def _redact_secrets(
     return event_dict
 
 
+# What a JWT looks like (its header is base64url JSON, so it starts with "eyJ"), wherever it
+# turns up: an exception's message, a URL, a value logged by a library.
+_JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?")
+
+
+def _scrubber(secrets: list[str]) -> structlog.types.Processor:
+    """Removes token-shaped text and the configured secrets from every text value of a line,
+    tracebacks included, for what slips past the key-based redaction."""
+
+    def scrub(
+        _logger: object, _method: str, event_dict: structlog.types.EventDict
+    ) -> structlog.types.EventDict:
+        for key, value in event_dict.items():
+            if isinstance(value, str):
+                value = _JWT_SHAPED.sub("[redacted token]", value)
+                for secret in secrets:
+                    value = value.replace(secret, "[redacted]")
+                event_dict[key] = value
+        return event_dict
+
+    return scrub
+
+
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     """JSON lines in production, a readable console in development, for ours and uvicorn's logs."""
     shared_processors: list[structlog.types.Processor] = [
@@ -39,12 +62,15 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _redact_secrets,
     ]
-    renderer: structlog.types.Processor
-    if settings.renders_json_logs:
-        shared_processors.append(structlog.processors.format_exc_info)
-        renderer = structlog.processors.JSONRenderer()
-    else:
-        renderer = structlog.dev.ConsoleRenderer()
+    # Tracebacks become text before the scrubber runs, so that it reaches them too.
+    shared_processors.append(structlog.processors.format_exc_info)
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer()
+        if settings.renders_json_logs
+        else structlog.dev.ConsoleRenderer()
+    )
+    secret = settings.better_auth_secret
+    secrets = [secret.get_secret_value()] if secret is not None else []
     structlog.configure(
         processors=[*shared_processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
@@ -55,7 +81,11 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared_processors,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                _scrubber(secrets),
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()
@@ -64,6 +94,8 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+    # The HTTP client logs every URL it requests at INFO; the key-set fetch logs its own event.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     # Alembic announces each of its plugins at INFO on every start; only its upgrades matter.
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     # Our own request line replaces uvicorn's access log, which lacks the id, user and route.

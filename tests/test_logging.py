@@ -2,11 +2,17 @@
 
 import io
 import json
+from datetime import timedelta
 
+import jwt
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
+from main import create_app
 from shared.logging import configure_logging
 from tests.conftest import TEST_SECRET
+from tests.keys import claims_for, new_key
 
 
 @pytest.fixture
@@ -76,3 +82,80 @@ def test_a_secret_logged_by_mistake_is_redacted(json_log):
 
     event = _events(json_log)[-1]
     assert (event["token"], event["authorization"]) == ("[redacted]", "[redacted]")
+
+
+def test_no_failure_logs_a_token_or_the_secret(client, auth_headers, settings):
+    """Every way a request can fail, with the token or secret placed where a careless log line
+    would pick it up (header, body, path, query, an exception's message), and not one of them
+    reaches the log."""
+    headers = auth_headers("alice")
+    token = headers["Authorization"].removeprefix("Bearer ")
+    unsigned = jwt.encode({"sub": "alice"}, key=None, algorithm="none")
+    expired = auth_headers("alice", lifetime=timedelta(minutes=-10))
+    eddsa_token = new_key("EdDSA").sign(claims_for("http://127.0.0.1:1"))
+    tasks = "/api/alice/tasks"
+    # Each app configures logging as it is made; the capture is set up after all of them.
+    offline = create_app(
+        settings.model_copy(
+            update={"database_url": SecretStr("postgresql://nobody@127.0.0.1:1/none")}
+        )
+    )
+    keyless = create_app(
+        settings.model_copy(
+            update={"better_auth_secret": None, "better_auth_url": "http://127.0.0.1:1"}
+        )
+    )
+    faulty = create_app(settings)
+
+    @faulty.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError(f"failed while holding {token} and {TEST_SECRET}")
+
+    captured = io.StringIO()
+    configure_logging(settings.model_copy(update={"log_format": "json"}), stream=captured)
+    try:
+        failures = {
+            "bad signature": client.get(tasks, headers={"Authorization": f"Bearer {token}x"}),
+            "expired": client.get(tasks, headers=expired),
+            "alg none": client.get(tasks, headers={"Authorization": f"Bearer {unsigned}"}),
+            "another's path": client.get("/api/bob/tasks", headers=headers),
+            "not found": client.get(f"{tasks}/999999", headers=headers),
+            "secret in the body": client.post(
+                tasks, json={"title": 5, "x": TEST_SECRET}, headers=headers
+            ),
+            "token in the query": client.get(f"{tasks}?sort={token}", headers=headers),
+            "too large": client.post(tasks, content=token.encode() * 600, headers=headers),
+            "headers too large": client.get(tasks, headers={**headers, "X-Pad": token * 120}),
+        }
+        with TestClient(offline) as offline_client:
+            failures["database down"] = offline_client.get(tasks, headers=headers)
+        with TestClient(keyless) as keyless_client:
+            failures["key set down"] = keyless_client.get(
+                tasks, headers={"Authorization": f"Bearer {eddsa_token}"}
+            )
+        with TestClient(faulty, raise_server_exceptions=False) as faulty_client:
+            failures["server fault"] = faulty_client.get("/boom", headers=headers)
+    finally:
+        configure_logging(settings)
+
+    assert {name: r.status_code for name, r in failures.items()} == {
+        "bad signature": 401,
+        "expired": 401,
+        "alg none": 401,
+        "another's path": 403,
+        "not found": 404,
+        "secret in the body": 400,
+        "token in the query": 400,
+        "too large": 413,
+        "headers too large": 431,
+        "database down": 503,
+        "key set down": 503,
+        "server fault": 500,
+    }
+    output = captured.getvalue()
+    for forbidden in (token, eddsa_token, unsigned, TEST_SECRET):
+        assert forbidden not in output
+    events = _events(captured)
+    assert len([e for e in events if e["event"] == "request.completed"]) == len(failures)
+    failed = next(e for e in events if e["event"] == "request.failed")
+    assert "RuntimeError" in failed["exception"]  # the traceback is there, scrubbed
