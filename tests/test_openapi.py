@@ -80,3 +80,45 @@ def test_the_problem_schema_names_its_fields(openapi):
     assert {"type", "title", "status", "detail", "request_id", "errors"} <= set(
         problem["properties"]
     )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "targets"),
+    [
+        (
+            "post",
+            "/api/{user_id}/tasks",
+            "201",
+            {"get_task", "update_task", "complete_task", "delete_task"},
+        ),
+        (
+            "get",
+            "/api/{user_id}/tasks/{task_id}",
+            "200",
+            {"update_task", "complete_task", "delete_task"},
+        ),
+        (
+            "put",
+            "/api/{user_id}/tasks/{task_id}",
+            "200",
+            {"get_task", "complete_task", "delete_task"},
+        ),
+        (
+            "patch",
+            "/api/{user_id}/tasks/{task_id}/complete",
+            "200",
+            {"get_task", "update_task", "delete_task"},
+        ),
+    ],
+)
+def test_a_returned_task_links_to_the_operations_on_it(openapi, method, path, status, targets):
+    links = openapi["paths"][path][method]["responses"][status]["links"]
+    operation_ids = {operation["operationId"] for _, _, operation in _operations(openapi)}
+
+    assert {link["operationId"] for link in links.values()} == targets
+    assert targets <= operation_ids
+    for link in links.values():
+        assert link["parameters"] == {
+            "user_id": "$request.path.user_id",
+            "task_id": "$response.body#/id",
+        }

@@ -18,6 +18,16 @@ from shared.db import DbSession, IdempotencyKey, entity_tag
 router = APIRouter()
 log = structlog.get_logger()
 
+# What a client can do next with the task it created: OpenAPI links (the task's id from the
+# body, the same person), which generated clients and Schemathesis's stateful tests follow.
+_LINKS = {
+    operation_id: {
+        "operationId": operation_id,
+        "parameters": {"user_id": "$request.path.user_id", "task_id": "$response.body#/id"},
+    }
+    for operation_id in ("get_task", "update_task", "complete_task", "delete_task")
+}
+
 
 def _plain_key(value: str | None) -> str | None:
     if value is None:
@@ -66,7 +76,8 @@ def _location(request: Request, task_id: int) -> str:
                     "request with the same Idempotency-Key.",
                     "schema": {"type": "string"},
                 },
-            }
+            },
+            "links": _LINKS,
         },
         409: {"description": "A request with this Idempotency-Key is being handled; retry."},
         422: {"description": "This Idempotency-Key was used with a different body."},

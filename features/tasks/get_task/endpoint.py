@@ -11,6 +11,16 @@ router = APIRouter()
 
 TaskId = Annotated[int, Path(gt=0, le=2**63 - 1, description="The task's id.")]
 
+# What a client can do next with this task: OpenAPI links (the task's id from the body, the
+# same person), which generated clients and Schemathesis's stateful tests follow.
+_LINKS = {
+    operation_id: {
+        "operationId": operation_id,
+        "parameters": {"user_id": "$request.path.user_id", "task_id": "$response.body#/id"},
+    }
+    for operation_id in ("update_task", "complete_task", "delete_task")
+}
+
 
 @router.get(
     "/api/{user_id}/tasks/{task_id}",
@@ -20,7 +30,8 @@ TaskId = Annotated[int, Path(gt=0, le=2**63 - 1, description="The task's id.")]
         200: {
             "headers": {
                 "ETag": {"description": "The task's version.", "schema": {"type": "string"}}
-            }
+            },
+            "links": _LINKS,
         },
         304: {"description": "The task is unchanged since the ETag in `If-None-Match`."},
         404: {"description": "No such task on this person's list."},

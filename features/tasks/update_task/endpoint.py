@@ -13,6 +13,16 @@ log = structlog.get_logger()
 
 TaskId = Annotated[int, Path(gt=0, le=2**63 - 1, description="The task's id.")]
 
+# What a client can do next with this task: OpenAPI links (the task's id from the body, the
+# same person), which generated clients and Schemathesis's stateful tests follow.
+_LINKS = {
+    operation_id: {
+        "operationId": operation_id,
+        "parameters": {"user_id": "$request.path.user_id", "task_id": "$response.body#/id"},
+    }
+    for operation_id in ("get_task", "complete_task", "delete_task")
+}
+
 
 @router.put(
     "/api/{user_id}/tasks/{task_id}",
@@ -21,7 +31,8 @@ TaskId = Annotated[int, Path(gt=0, le=2**63 - 1, description="The task's id.")]
         200: {
             "headers": {
                 "ETag": {"description": "The task's new version.", "schema": {"type": "string"}}
-            }
+            },
+            "links": _LINKS,
         },
         404: {"description": "No such task on this person's list."},
         412: {"description": "The task changed since the version in `If-Match`; nothing changed."},
