@@ -67,8 +67,11 @@ def problem_response(
         request_id=request_id_of(scope),
         errors=list(errors) if errors is not None else None,
     )
+    # `request_id` and `errors` are left out when there are none; a field error keeps all its
+    # keys, `field` null when the error is the whole body's (as the Problem schema says).
+    absent = {name for name in ("request_id", "errors") if getattr(problem, name) is None}
     return Response(
-        content=problem.model_dump_json(exclude_none=True),
+        content=problem.model_dump_json(exclude=absent),
         status_code=status,
         headers=dict(headers or {}),
         media_type=PROBLEM_MEDIA_TYPE,

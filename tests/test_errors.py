@@ -111,3 +111,22 @@ def test_cors_gives_another_origin_nothing(client):
     )
 
     assert "access-control-allow-origin" not in response.headers
+
+
+def test_a_malformed_body_is_a_400_whose_error_has_every_documented_key(client, auth_headers):
+    response = client.post(
+        "/api/alice/tasks",
+        content=b"not json",
+        headers={**auth_headers("alice"), "Content-Type": "application/json"},
+    )
+
+    body = assert_problem(response, 400)
+    # The OpenAPI document requires all four keys; `field` is null for the body as a whole.
+    assert body["errors"] == [
+        {
+            "location": "body",
+            "field": None,
+            "message": body["errors"][0]["message"],
+            "type": "json_invalid",
+        }
+    ]
