@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 from pydantic import Field as PydanticField
 from sqlalchemy import (
     BigInteger,
@@ -308,8 +308,13 @@ DbSession = Annotated[AsyncSession, Depends(_session_for_request, scope="functio
 sent (so a failed commit is never reported as success), rolls back on error, always closes."""
 
 
-# A task's version is its entity tag (RFC 9110): it changes whenever the task changes.
-_ENTITY_TAG = re.compile(r'\s*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"\s*')
+# A task's version is its entity tag (RFC 9110): it changes whenever the task changes. A list
+# of tags is split at commas, so a tag holding a comma (never one of ours) is not accepted.
+_TAG = r'[ \t]*(W/)?"([\x21\x23-\x2b\x2d-\x7e\x80-\xff]*)"[ \t]*'
+_ENTITY_TAG = re.compile(_TAG)
+# What `versions_in` accepts, stated in the OpenAPI document, so clients (and Schemathesis)
+# know a malformed header is a 400.
+_ENTITY_TAG_LIST_PATTERN = rf"^[ \t]*\*[ \t]*$|^{_TAG}(,{_TAG})*$"
 
 
 def entity_tag(version: int) -> str:
@@ -322,7 +327,7 @@ def versions_in(header: str, *, weak_matches: bool) -> set[int] | None:
     `If-Match` compares strongly (a weak tag matches nothing), `If-None-Match` weakly. Tags this
     service did not issue match nothing. A header that is not a list of tags is a ValueError.
     """
-    if header.strip() == "*":
+    if header.strip(" \t") == "*":
         return None
     versions = set()
     for part in header.split(","):
@@ -350,6 +355,8 @@ IfMatch = Annotated[
         "otherwise 412 and nothing changes.",
     ),
     AfterValidator(_entity_tag_list),
+    # Absent or a string, never null, and malformed when it does not match (a 400).
+    WithJsonSchema({"type": "string", "pattern": _ENTITY_TAG_LIST_PATTERN}),
 ]
 IfNoneMatch = Annotated[
     str | None,
@@ -358,6 +365,8 @@ IfNoneMatch = Annotated[
         description="Answer 304 without a body if the task is still at this version (its ETag).",
     ),
     AfterValidator(_entity_tag_list),
+    # Absent or a string, never null, and malformed when it does not match (a 400).
+    WithJsonSchema({"type": "string", "pattern": _ENTITY_TAG_LIST_PATTERN}),
 ]
 
 

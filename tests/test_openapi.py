@@ -1,5 +1,6 @@
 """The OpenAPI document is the frontend's contract: it must say what the app really answers."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,51 @@ def test_a_returned_task_links_to_the_operations_on_it(openapi, method, path, st
             "user_id": "$request.path.user_id",
             "task_id": "$response.body#/id",
         }
+
+
+def _parameter_schema(openapi, method, path, name):
+    operation = openapi["paths"][path][method]
+    return next(p["schema"] for p in operation["parameters"] if p["name"] == name)
+
+
+def _documented_as_valid(schema, value):
+    return schema["type"] == "string" and re.search(schema["pattern"], value) is not None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['"1"', '"9", W/"1"', '\t"1"\t,"2"', "*", " * ", "1", '"1', "", '"1",', '"a,b"', "**"],
+)
+def test_the_documented_if_match_is_the_one_the_app_accepts(openapi, client, auth_headers, value):
+    # A missing task: a well-formed If-Match gets as far as the lookup (404), a malformed one
+    # is refused first (400). The document's pattern must draw the same line.
+    response = client.put(
+        "/api/alice/tasks/123",
+        json={"title": "x"},
+        headers={**auth_headers("alice"), "If-Match": value},
+    )
+    schema = _parameter_schema(openapi, "put", "/api/{user_id}/tasks/{task_id}", "If-Match")
+
+    assert response.status_code in {400, 404}
+    assert _documented_as_valid(schema, value) == (response.status_code == 404)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        *("k", '"', "abc-123", '"quoted"', '"x', 'x"', "x" * 255, f'"{"x" * 255}"'),
+        *("", '""', "x" * 256, f'"{"x" * 256}"', "has space", "tab\tinside", f'{"x" * 255}"'),
+    ],
+)
+def test_the_documented_idempotency_key_is_the_one_the_app_accepts(
+    openapi, client, auth_headers, value
+):
+    response = client.post(
+        "/api/alice/tasks",
+        json={"title": "x"},
+        headers={**auth_headers("alice"), "Idempotency-Key": value},
+    )
+    schema = _parameter_schema(openapi, "post", "/api/{user_id}/tasks", "Idempotency-Key")
+
+    assert response.status_code in {201, 400}
+    assert _documented_as_valid(schema, value) == (response.status_code == 201)

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 
 from features.tasks.create_task.query import (
     claim_idempotency_key,
@@ -39,6 +39,15 @@ def _plain_key(value: str | None) -> str | None:
     return key
 
 
+# `_plain_key`'s rule as a pattern, for the OpenAPI document: a quoted key, or an unquoted one
+# (1 to 255 visible ASCII characters) that does not both start and end with a quote.
+_KEY = r"[\x21-\x7e]"
+_UNQUOTED_END = r"[\x21\x23-\x7e]"
+_KEY_PATTERN = (
+    rf'^"{_KEY}{{1,255}}"$|^{_KEY}$'
+    rf'|^{_UNQUOTED_END}{_KEY}{{0,253}}{_KEY}$|^"{_KEY}{{0,253}}{_UNQUOTED_END}$'
+)
+
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
@@ -47,6 +56,8 @@ IdempotencyKeyHeader = Annotated[
         "within 24 hours returns the first response and creates nothing new.",
     ),
     AfterValidator(_plain_key),
+    # Absent or a string, never null; one not matching the pattern is a 400.
+    WithJsonSchema({"type": "string", "pattern": _KEY_PATTERN}),
 ]
 
 
