@@ -158,14 +158,24 @@ def _reject_blank(value: str) -> str:
     return value
 
 
-# What the tasks table accepts, for request models: one rule, whichever slice writes it.
+# What the tasks table accepts, for request models: one rule, whichever slice writes it. The
+# patterns only document the validators (no NUL; a title not blank), so clients know those are
+# a 400; they are not checked a second time.
 TaskTitle = Annotated[
     str,
-    PydanticField(min_length=1, max_length=TITLE_MAX_LENGTH),
+    PydanticField(
+        min_length=1,
+        max_length=TITLE_MAX_LENGTH,
+        json_schema_extra={"pattern": r"^[^\x00]*[^\s\x00][^\x00]*$"},
+    ),
     StorableText,
     AfterValidator(_reject_blank),
 ]
-TaskDescription = Annotated[str, PydanticField(max_length=DESCRIPTION_MAX_LENGTH), StorableText]
+TaskDescription = Annotated[
+    str,
+    PydanticField(max_length=DESCRIPTION_MAX_LENGTH, json_schema_extra={"pattern": r"^[^\x00]*$"}),
+    StorableText,
+]
 
 
 def is_storable_text(value: str) -> bool:

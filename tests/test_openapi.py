@@ -171,3 +171,35 @@ def test_the_documented_idempotency_key_is_the_one_the_app_accepts(
 
     assert response.status_code in {201, 400}
     assert _documented_as_valid(schema, value) == (response.status_code == 201)
+
+
+@pytest.mark.parametrize(
+    ("title", "description"),
+    [("ok", None), (" a ", "\t"), ("  ", None), ("\t\n", None), ("nul\x00", None), ("ok", "\x00")],
+)
+def test_the_documented_title_and_description_are_the_ones_the_app_accepts(
+    openapi, client, auth_headers, title, description
+):
+    response = client.post(
+        "/api/alice/tasks",
+        json={"title": title, "description": description},
+        headers=auth_headers("alice"),
+    )
+    fields = openapi["components"]["schemas"]["CreateTaskRequest"]["properties"]
+    title_schema = fields["title"]
+    description_schema = fields["description"]["anyOf"][0]
+
+    documented = _documented_as_valid(title_schema, title) and (
+        description is None or _documented_as_valid(description_schema, description)
+    )
+    assert response.status_code in {201, 400}
+    assert documented == (response.status_code == 201)
+
+
+@pytest.mark.parametrize("q", ["milk", " ", "50%_off", "nul\x00", "\x00"])
+def test_the_documented_search_text_is_the_one_the_app_accepts(openapi, client, auth_headers, q):
+    response = client.get("/api/alice/tasks", params={"q": q}, headers=auth_headers("alice"))
+    schema = _parameter_schema(openapi, "get", "/api/{user_id}/tasks", "q")["anyOf"][0]
+
+    assert response.status_code in {200, 400}
+    assert _documented_as_valid(schema, q) == (response.status_code == 200)

@@ -7,6 +7,13 @@ from shared.db import StorableText
 
 MAX_PAGE_SIZE = 500
 
+# The pattern documents StorableText's refusal of NUL (a 400) for clients.
+SearchText = Annotated[
+    str,
+    Field(min_length=1, max_length=200, json_schema_extra={"pattern": r"^[^\x00]*$"}),
+    StorableText,
+]
+
 
 class ListTasksQuery(BaseModel):
     """What to list, in which order, and which page of it."""
@@ -18,7 +25,7 @@ class ListTasksQuery(BaseModel):
         default="created", description="The order: by creation, last change, or title."
     )
     order: Literal["asc", "desc"] = Field(default="desc", description="Ascending or descending.")
-    q: Annotated[str, Field(min_length=1, max_length=200), StorableText] | None = Field(
+    q: SearchText | None = Field(
         default=None,
         description="Case-insensitive text to find in the title or description; `%` and `_` "
         "are plain characters.",
@@ -36,7 +43,8 @@ class ListTasksQuery(BaseModel):
         max_length=1024,
         description="Opaque: the `next` or `prev` page as given in the `Link` header. Paging by "
         "cursor neither repeats nor skips a task while tasks are added or removed, and a page "
-        "deep in the list costs what the first one does.",
+        "deep in the list costs what the first one does. Any other value, or a cursor together "
+        "with `offset`, is a 400.",
     )
 
 
