@@ -32,6 +32,7 @@ SEED = 20_260_505
 USER_ID = "schemathesis-user"
 OPERATION_IDS = [
     "check_health",
+    "check_readiness",
     "list_tasks",
     "create_task",
     "get_task",
