@@ -33,6 +33,7 @@ _COMMON_ERRORS = {
     },
     403: {"description": "The path's user id is not the signed-in user's."},
     413: {"description": "The body is larger than the service accepts."},
+    431: {"description": "The request's headers are larger or more numerous than accepted."},
     500: {"description": "A fault of the server; the body carries only the request id."},
     503: {
         "description": "The database is unavailable; retry after `Retry-After` seconds.",
