@@ -62,6 +62,25 @@ def _optional_text_claim(claims: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
+def _check_registered_claim_types(claims: Mapping[str, Any]) -> None:
+    # RFC 7519 section 4.1: the times are JSON numbers, `iss` a string, `aud` a string or a list
+    # of them. PyJWT checks only the claims it is told to verify, and reads a time from "123" or
+    # `true`, so each present claim's type is checked here, whatever the configuration verifies.
+    for name in ("exp", "nbf", "iat"):
+        if name in claims and type(claims[name]) not in (int, float):
+            raise TokenRejectedError(f"The token is invalid: the {name!r} claim must be a number")
+    if "iss" in claims and not isinstance(claims["iss"], str):
+        raise TokenRejectedError("The token is invalid: the 'iss' claim must be a string")
+    audience = claims.get("aud")
+    if "aud" in claims and not (
+        isinstance(audience, str)
+        or (isinstance(audience, list) and all(isinstance(item, str) for item in audience))
+    ):
+        raise TokenRejectedError(
+            "The token is invalid: the 'aud' claim must be a string or a list of strings"
+        )
+
+
 def _user_from_claims(claims: Mapping[str, Any]) -> AuthenticatedUser:
     subject = claims.get("sub")
     if (
@@ -107,6 +126,7 @@ class _ClaimRules:
             raise TokenRejectedError("The token has expired") from None
         except jwt.InvalidTokenError as error:
             raise TokenRejectedError(f"The token is invalid: {_describe(error)}") from None
+        _check_registered_claim_types(claims)
         return _user_from_claims(claims)
 
 
