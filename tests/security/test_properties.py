@@ -1,0 +1,228 @@
+"""Property tests: whatever text, id or query a client sends, the answer is never a 5xx, and
+what is stored is exactly what was accepted.
+
+Hypothesis runs derandomized, without its example database, so a run (and a failure) repeats
+exactly. The fixtures' tables are shared by all examples of one test, so each example compares
+the database with what it was just before that example.
+"""
+
+import base64
+import json
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, event, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from tests.factories import TaskFactory
+from tests.security.conftest import task_columns
+from tests.support import assert_problem, stored_task, task_count
+
+LIST = "/api/alice/tasks"
+
+properties = hypothesis_settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+
+# Every code point: NUL, controls, lone surrogates, private use, astral planes.
+ANY_CHARACTER = st.characters(exclude_categories=())
+ANY_TEXT = st.one_of(
+    st.text(ANY_CHARACTER),
+    st.text(st.characters(), max_size=20),
+    # Around the title's 200 and the description's 1,000 characters.
+    st.text(ANY_CHARACTER, min_size=190, max_size=1100),
+    # Far past the limits and past 64 KiB once escaped, cheaply: one character repeated.
+    st.builds(lambda character, count: character * count, ANY_CHARACTER, st.integers(0, 40_000)),
+)
+
+
+def _json(body: object) -> bytes:
+    # ensure_ascii writes a lone surrogate as \\udXXX, as a careless client would send it.
+    return json.dumps(body).encode()
+
+
+def _path_segment(text: str) -> str:
+    # Every byte percent-encoded, dots included, so the client normalizes nothing away.
+    return "".join(f"%{byte:02X}" for byte in text.encode("utf-8", "surrogatepass"))
+
+
+def _assert_refused(response, statuses=(400, 413)) -> dict:
+    assert response.status_code in statuses, response.text
+    return assert_problem(response, response.status_code)
+
+
+@pytest.fixture
+def alice(auth_headers) -> dict[str, str]:
+    return {**auth_headers("alice"), "Content-Type": "application/json"}
+
+
+# Made once per test, not per example: every example of a test works on the same rows.
+@pytest.fixture
+def alices_task(db):
+    return TaskFactory(owner__id="alice", title="a task")
+
+
+@pytest.fixture
+def bobs_task(db):
+    # There to be hit: an id or a search that reaches it must still not show it to Alice.
+    return TaskFactory(owner__id="bob", title="a task")
+
+
+@properties
+@given(title=ANY_TEXT, description=st.one_of(st.none(), ANY_TEXT))
+def test_any_text_on_create_is_stored_exactly_or_refused_storing_nothing(
+    client, db, alice, title, description
+):
+    before = task_count(db)
+
+    response = client.post(
+        LIST, content=_json({"title": title, "description": description}), headers=alice
+    )
+
+    event(f"status {response.status_code}")
+    if response.status_code == 201:
+        task = stored_task(db, response.json()["id"])
+        assert (task.title, task.description) == (title, description)
+        assert (response.json()["title"], response.json()["description"]) == (title, description)
+    else:
+        _assert_refused(response)
+        assert task_count(db) == before
+
+
+@properties
+@given(title=ANY_TEXT, description=st.one_of(st.none(), ANY_TEXT))
+def test_any_text_on_update_is_stored_exactly_or_refused_changing_nothing(
+    client, db, alice, alices_task, title, description
+):
+    task_id = alices_task.id
+    before = task_columns(db, task_id)
+
+    response = client.put(
+        f"{LIST}/{task_id}",
+        content=_json({"title": title, "description": description}),
+        headers=alice,
+    )
+
+    event(f"status {response.status_code}")
+    if response.status_code == 200:
+        stored = stored_task(db, task_id)
+        assert (stored.title, stored.description) == (title, description)
+        assert stored.version == before["version"] + 1
+    else:
+        _assert_refused(response)
+        assert task_columns(db, task_id) == before
+
+
+TASK_ROUTES = [
+    ("GET", "/{task}"),
+    ("PUT", "/{task}"),
+    ("PATCH", "/{task}/complete"),
+    ("DELETE", "/{task}"),
+]
+
+
+@properties
+@given(
+    task_id=st.one_of(
+        st.integers().map(str),
+        st.text(st.characters(exclude_categories=(), exclude_characters="/"), min_size=1),
+    )
+)
+def test_any_task_id_is_a_400_or_a_404_and_never_reaches_another_persons_task(
+    client, db, alice, bobs_task, task_id
+):
+    bob_before = task_columns(db, bobs_task.id)
+    segment = _path_segment(task_id)
+
+    for method, suffix in TASK_ROUTES:
+        response = client.request(
+            method,
+            LIST + suffix.format(task=segment),
+            content=_json({"title": "x"}) if method == "PUT" else None,
+            headers=alice,
+        )
+
+        event(f"status {response.status_code}")
+        _assert_refused(response, (400, 404))
+    assert task_columns(db, bobs_task.id) == bob_before
+    assert task_count(db) == 1
+
+
+# Short of ANY_TEXT's 40,000 characters: the client refuses a URL over 64 KiB before sending it.
+ANY_QUERY_TEXT = st.one_of(
+    st.text(ANY_CHARACTER),
+    st.text(ANY_CHARACTER, min_size=190, max_size=600),
+    st.builds(lambda character, count: character * count, ANY_CHARACTER, st.integers(0, 1100)),
+)
+
+
+def _one_of_or_any(*valid: str) -> st.SearchStrategy[str]:
+    # Half valid values: with seven parameters, mostly invalid ones would rarely give a 200.
+    return st.booleans().flatmap(
+        lambda valid_value: st.sampled_from(valid) if valid_value else ANY_QUERY_TEXT
+    )
+
+
+# Cursors shaped like the list's own (base64 of a JSON object), holding anything at all, and
+# short enough to fit in a URL.
+SHORT_TEXT = st.text(ANY_CHARACTER, max_size=20)
+CRAFTED_CURSORS = st.fixed_dictionaries(
+    {
+        "k": st.sampled_from(["created", "updated", "title"]) | SHORT_TEXT,
+        "o": st.sampled_from(["asc", "desc"]) | SHORT_TEXT,
+        "v": st.one_of(
+            st.datetimes(timezones=st.sampled_from([UTC, None])).map(datetime.isoformat),
+            SHORT_TEXT,
+            st.integers(),
+            st.floats(),
+            st.none(),
+            st.lists(st.integers(), max_size=2),
+        ),
+        "id": st.one_of(st.integers(), st.booleans(), st.floats(), SHORT_TEXT),
+        "s": st.sampled_from(["after", "before"]) | SHORT_TEXT,
+    },
+).map(lambda data: base64.urlsafe_b64encode(_json(data)).rstrip(b"=").decode())
+
+LIST_PARAMETERS = {
+    "status": _one_of_or_any("all", "pending", "completed"),
+    "sort": _one_of_or_any("created", "updated", "title"),
+    "order": _one_of_or_any("asc", "desc"),
+    "q": _one_of_or_any("task", "%", "_", "\\"),
+    "limit": st.one_of(_one_of_or_any("1", "2", "500"), st.integers().map(str)),
+    "offset": st.one_of(_one_of_or_any("0", "1", "2"), st.integers().map(str)),
+    "cursor": st.booleans().flatmap(lambda crafted: CRAFTED_CURSORS if crafted else ANY_QUERY_TEXT),
+}
+
+
+@properties
+@given(parameters=st.fixed_dictionaries({}, optional=LIST_PARAMETERS))
+def test_any_list_query_is_a_200_or_a_400_naming_the_parameter(
+    client, db, alice, alices_task, bobs_task, parameters
+):
+    query = "&".join(
+        f"{_path_segment(name)}={_path_segment(value)}" for name, value in parameters.items()
+    )
+
+    response = client.get(f"{LIST}?{query}", headers=alice)
+
+    event(f"status {response.status_code}")
+    if response.status_code == 200:
+        assert {task["user_id"] for task in response.json()} <= {"alice"}
+    else:
+        problem = _assert_refused(response, (400,))
+        if "errors" in problem:
+            named = {error["field"] for error in problem["errors"]}
+            assert {error["location"] for error in problem["errors"]} == {"query"}
+        else:
+            named = {name for name in parameters if name in problem["detail"]}
+        assert named, problem
+        assert named <= set(parameters), problem
