@@ -36,6 +36,14 @@ def _binaries() -> Path | None:
     return Path(on_path).parent if on_path else None
 
 
+def _runuser() -> str:
+    # An administrator's command: often outside a bare PATH (CI's is /usr/local/bin:/usr/bin:/bin).
+    found = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+    if found is None:
+        pytest.fail("running as root, and runuser (util-linux) is missing to run PostgreSQL")
+    return found
+
+
 @dataclass
 class PostgresServer:
     """A PostgreSQL server in a folder of its own, on a port of its own."""
@@ -47,7 +55,7 @@ class PostgresServer:
     def _run(self, program: str, *arguments: str) -> None:
         command = [str(self.binaries / program), *arguments]
         if os.geteuid() == 0:
-            command = ["runuser", "-u", SERVER_USER, "--", *command]
+            command = [_runuser(), "-u", SERVER_USER, "--", *command]
         subprocess.run(command, check=True, capture_output=True, timeout=120)
 
     def start(self) -> None:
