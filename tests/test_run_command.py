@@ -1,12 +1,15 @@
 """The newcomer's minute: `main.py` serves with no configuration; `main.py token` fits it."""
 
+import asyncio
 import signal
+import socket
 import subprocess
 import sys
 
 import httpx2
 import pytest
 
+from main import tcp_listening_socket
 from tests.service import PROJECT_ROOT, running_service
 
 
@@ -45,3 +48,33 @@ def test_the_curl_walkthrough_works_against_a_server_with_no_configuration(serve
     assert api.get("/api/bob/tasks").status_code == 403
     assert httpx2.get(f"{base_url}/docs").status_code == 200
     assert (workdir / "tasks.db").is_file()
+
+
+def test_the_workers_shared_socket_turns_nagle_off_on_every_connection():
+    """With several workers, a response written in two parts must not wait for the client's
+    delayed acknowledgement: each accepted connection has TCP_NODELAY."""
+    bound = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # as uvicorn creates it
+    bound.bind(("127.0.0.1", 0))
+    listening = tcp_listening_socket(bound)
+    port = listening.getsockname()[1]
+    seen: list[int] = []
+
+    async def accept_one() -> None:
+        accepted = asyncio.Event()
+
+        def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            peer = writer.get_extra_info("socket")
+            seen.append(peer.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+            accepted.set()
+
+        server = await asyncio.start_server(connected, sock=listening)
+        async with server:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            await asyncio.wait_for(accepted.wait(), timeout=10)
+            writer.close()
+
+    asyncio.run(accept_one())
+
+    assert listening.proto == socket.IPPROTO_TCP
+    assert seen == [1]
