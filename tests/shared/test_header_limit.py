@@ -60,16 +60,15 @@ def test_the_real_server_lets_the_app_answer_431_with_a_problem(service):
     assert_problem(response, 431)
 
 
-def test_beyond_what_the_http_parser_buffers_the_request_is_refused_and_the_server_lives_on(
-    service,
-):
+def test_far_larger_headers_are_refused_and_the_server_lives_on(service):
     try:
         response = httpx2.get(f"{service.base_url}/health", headers=_padding(200 * 1024))
     except httpx2.TransportError:
-        # The parser answers 400 and closes while the client is still sending, so the client
-        # may see the connection reset before it reads the answer: refused either way.
+        # With uvicorn's pure-Python parser (h11) a head past its buffer is answered 400 and the
+        # connection closed while the client is still sending: the client may see a reset.
         pass
     else:
-        assert response.status_code == 400
+        # httptools (installed) hands the app any size, and the app answers 431; h11 says 400.
+        assert response.status_code in (400, 431)
 
     assert httpx2.get(f"{service.base_url}/health").status_code == 200
