@@ -38,6 +38,7 @@ from shared.db import (
     create_engine,
     create_session_factory,
     purge_expired_idempotency_keys,
+    reads_need_no_transaction,
 )
 from shared.header_limit import MAX_HEADER_BYTES, HeaderLimitMiddleware
 from shared.logging import REQUEST_ID_HEADER, RequestContextMiddleware, configure_logging
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.schema_revision = head_revision()
     # Until the start-up migration has run, requests that need the database get a 503.
     app.state.schema_ready = not settings.migrate_on_start
+    app.state.reads_need_no_transaction = reads_need_no_transaction(settings)
 
     install_problem_handlers(app)
     for router in PUBLIC_ROUTERS:

@@ -220,7 +220,9 @@ def _wait_until_up(url: str, process: subprocess.Popen, what: str) -> None:
 
 
 @contextmanager
-def _ours(url: str, workers: int, folder: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+def _ours(
+    url: str, workers: int, folder: Path, overrides: dict[str, str]
+) -> Iterator[tuple[str, subprocess.Popen]]:
     port = _free_port()
     environment = {
         **{k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields},
@@ -231,6 +233,7 @@ def _ours(url: str, workers: int, folder: Path) -> Iterator[tuple[str, subproces
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "WORKERS": str(workers),
+        **overrides,
     }
     with (folder / "ours.log").open("w") as log:
         process = subprocess.Popen(
@@ -354,6 +357,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="our worker processes")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--json", type=Path, help="also write every run here")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for our service (repeatable), e.g. --set DB_POOL_SIZE=10",
+    )
     arguments = parser.parse_args()
     levels = [int(level) for level in arguments.connections.split(",")]
     workloads = arguments.workloads.split(",")
@@ -370,7 +380,10 @@ def main() -> None:
         tasks = _seed(engine)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("VACUUM ANALYZE"))
-        ours_base, ours_process = stack.enter_context(_ours(url, arguments.workers, folder))
+        overrides = dict(setting.split("=", 1) for setting in arguments.set)
+        ours_base, ours_process = stack.enter_context(
+            _ours(url, arguments.workers, folder, overrides)
+        )
         postgrest_base, _ = stack.enter_context(_postgrest(url, folder))
         bases = {"ours": ours_base, "postgrest": postgrest_base}
         for round_number in range(arguments.rounds + 1):
@@ -407,7 +420,8 @@ def main() -> None:
 def _report(runs, workloads, levels, arguments, memory) -> None:
     print(
         f"\n{arguments.rounds} rounds x {arguments.duration} s per run, wrk -t2, our "
-        f"workers: {arguments.workers}; medians over the rounds. ratio = ours / PostgREST "
+        f"workers: {arguments.workers} {' '.join(arguments.set)}; medians over the rounds. "
+        "ratio = ours / PostgREST "
         "(requests per second: above 1 is better; p99: below 1 is better)."
     )
     header = (

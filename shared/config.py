@@ -41,8 +41,11 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
 
     database_url: SecretStr | None = None
-    db_pool_size: int = Field(default=5, ge=1)
-    db_max_overflow: int = Field(default=5, ge=0)
+    # Connections beyond the pool ("overflow") are opened for one request and closed after it,
+    # which under steady load means a new connection for many requests; a pool as large as a
+    # worker's useful concurrency, and requests queueing for it, serve more (bench/RESULTS.md).
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     # Neon suspends an idle compute after five minutes and its pooler drops idle
     # connections; recycling sooner means we never hand out a connection it has closed.

@@ -75,3 +75,31 @@ def test_a_refused_request_costs_no_statement(client, auth_headers, statements):
         client.get("/api/bob/tasks", headers=auth_headers("alice"))
         client.post("/api/alice/tasks", json={"title": ""}, headers=auth_headers("alice"))
     assert seen == []
+
+
+def test_on_postgresql_reads_run_outside_a_transaction_and_writes_inside_one(
+    client, auth_headers, app, database
+):
+    if database.backend != "postgresql":
+        pytest.skip("SQLite begins every transaction as a writer; there a read keeps one")
+    headers = auth_headers("alice")
+    task = client.post("/api/alice/tasks", json={"title": "x"}, headers=headers).json()
+    autocommit: list[tuple[str, bool]] = []
+
+    def record(conn, _cursor, statement, _parameters, _context, _executemany) -> None:
+        autocommit.append((statement.split()[0], conn.connection.driver_connection.autocommit))
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        client.get("/api/alice/tasks", headers=headers)
+        client.get(f"/api/alice/tasks/{task['id']}", headers=headers)
+        client.put(f"/api/alice/tasks/{task['id']}", json={"title": "y"}, headers=headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    # A read's one statement needs no BEGIN and COMMIT round trips; a write keeps its transaction.
+    reads = [mode for verb, mode in autocommit if verb == "SELECT"]
+    writes = [mode for verb, mode in autocommit if verb == "UPDATE"]
+    assert reads == [True, True], autocommit
+    assert writes == [False], autocommit
