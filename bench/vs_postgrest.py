@@ -56,7 +56,7 @@ PEOPLE_PER_SERVICE = 200
 TASKS_PER_PERSON = 20
 WORKLOADS = ["mixed", "list", "get", "create", "update", "toggle", "delete"]
 # Tasks to delete, per service and run: more than the fastest delete rate seen times a run.
-DELETABLE_PER_SECOND = 3_000
+DELETABLE_PER_SECOND = 8_000
 AUTHENTICATOR = "tasks_bench_authenticator"
 WEB_USER = "tasks_bench_web_user"
 
