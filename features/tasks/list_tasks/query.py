@@ -1,9 +1,10 @@
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, false, func, literal, or_, true, tuple_
+from sqlalchemy import ColumnElement, bindparam, false, func, or_, true, tuple_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -34,25 +35,31 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filters(user_id: str, status: str, search: str | None) -> list[ColumnElement[bool]]:
-    filters: list[ColumnElement[bool]] = [col(Task.user_id) == user_id]
+# The statements are built once per shape of request (status, order, searching or not, which
+# side of a cursor) with bound parameters for the values, then reused: building them anew was
+# about a sixth of a list request's time.
+_USER_ID = bindparam("user_id")
+_PATTERN = bindparam("pattern")
+
+
+def _filters(status: str, searching: bool) -> list[ColumnElement[bool]]:
+    filters: list[ColumnElement[bool]] = [col(Task.user_id) == _USER_ID]
     if status != "all":
         filters.append(col(Task.completed) == (true() if status == "completed" else false()))
-    if search is not None:
-        pattern = f"%{_escape_like(search)}%"
+    if searching:
         filters.append(
             or_(
-                col(Task.title).ilike(pattern, escape="\\"),
-                col(Task.description).ilike(pattern, escape="\\"),
+                col(Task.title).ilike(_PATTERN, escape="\\"),
+                col(Task.description).ilike(_PATTERN, escape="\\"),
             )
         )
     return filters
 
 
-def _total(user_id: str, status: str, search: str | None) -> Any:
-    if search is not None:
+def _total(status: str, searching: bool) -> Any:
+    if searching:
         # A search has no stored count: the database counts the matches, once per statement.
-        matches = _filters(user_id, status, search)
+        matches = _filters(status, searching)
         return select(func.count()).select_from(Task).where(*matches).scalar_subquery()
     # Otherwise the count is read from the users row that triggers keep, however long the list.
     counts = {
@@ -60,8 +67,43 @@ def _total(user_id: str, status: str, search: str | None) -> Any:
         "completed": col(User.completed_count),
         "pending": col(User.task_count) - col(User.completed_count),
     }
-    stored = select(counts[status]).where(col(User.id) == user_id).scalar_subquery()
+    stored = select(counts[status]).where(col(User.id) == _USER_ID).scalar_subquery()
     return func.coalesce(stored, 0)
+
+
+@cache
+def _page_statement(
+    status: str, sort: str, forwards_is_descending: bool, searching: bool, from_edge: bool
+) -> Any:
+    sort_column = col(SORT_COLUMNS[sort])
+    task_id = col(Task.id)
+    filters = _filters(status, searching)
+    if from_edge:
+        # A row comparison, not the equivalent OR of two comparisons: it is what lets the index
+        # start reading at the boundary, so a page deep in the list costs what the first one does.
+        position = tuple_(sort_column, task_id)
+        edge = tuple_(
+            bindparam("edge_value", type_=sort_column.type),
+            bindparam("edge_id", type_=task_id.type),
+        )
+        filters.append(position < edge if forwards_is_descending else position > edge)
+    ordering = (
+        [sort_column.desc(), task_id.desc()]
+        if forwards_is_descending
+        else [sort_column.asc(), task_id.asc()]
+    )
+    return (
+        select(Task, _total(status, searching).label("total"))
+        .where(*filters)
+        .order_by(*ordering)
+        .limit(bindparam("page_limit"))
+        .offset(bindparam("page_offset"))
+    )
+
+
+@cache
+def _total_statement(status: str, searching: bool) -> Any:
+    return select(_total(status, searching))
 
 
 async def find_page_of_tasks(
@@ -78,38 +120,33 @@ async def find_page_of_tasks(
 ) -> Page:
     """One page of the person's tasks in a total order (the id breaks ties), in one statement,
     with the number of tasks that match."""
-    sort_column = col(SORT_COLUMNS[sort])
-    task_id = col(Task.id)
-    filters = _filters(user_id, status, search)
-    descending = order == "desc"
     # A page before a boundary is read backwards from it, then put back in the list's order.
     reading_backwards = boundary is not None and boundary.side == "before"
-    forwards_is_descending = descending != reading_backwards
+    forwards_is_descending = (order == "desc") != reading_backwards
+    searching = search is not None
+    statement = _page_statement(
+        status, sort, forwards_is_descending, searching, boundary is not None
+    )
+    values: dict[str, Any] = {
+        "user_id": user_id,
+        "page_limit": limit + 1,  # one more than asked tells whether another page follows
+        "page_offset": 0 if boundary is not None else offset,
+    }
+    if search is not None:
+        values["pattern"] = f"%{_escape_like(search)}%"
     if boundary is not None:
-        # A row comparison, not the equivalent OR of two comparisons: it is what lets the index
-        # start reading at the boundary, so a page deep in the list costs what the first one does.
-        position = tuple_(sort_column, task_id)
-        edge = tuple_(literal(boundary.sort_value, sort_column.type), literal(boundary.task_id))
-        filters.append(position < edge if forwards_is_descending else position > edge)
-    ordering = (
-        [sort_column.desc(), task_id.desc()]
-        if forwards_is_descending
-        else [sort_column.asc(), task_id.asc()]
-    )
-    statement = (
-        select(Task, _total(user_id, status, search).label("total"))
-        .where(*filters)
-        .order_by(*ordering)
-        .limit(limit + 1)  # one more than asked tells whether another page follows
-        .offset(0 if boundary is not None else offset)
-    )
-    rows = (await session.exec(statement)).all()
+        values["edge_value"] = boundary.sort_value
+        values["edge_id"] = boundary.task_id
+    rows = (await session.exec(statement, params=values)).all()
     more_in_reading_direction = len(rows) > limit
     rows = rows[:limit]
     if rows:
         total = int(rows[0][1])
     else:
-        total = await _count_without_page(session, user_id, status, search)
+        # Only past the last page: a second statement, to say how many there are.
+        count_values = {key: values[key] for key in ("user_id", "pattern") if key in values}
+        counted = await session.exec(_total_statement(status, searching), params=count_values)
+        total = int(counted.one())
     tasks = [row[0] for row in rows]
     if reading_backwards:
         tasks.reverse()
@@ -120,10 +157,3 @@ async def find_page_of_tasks(
         has_more_after=more_in_reading_direction,
         has_more_before=boundary is not None or offset > 0,
     )
-
-
-async def _count_without_page(
-    session: AsyncSession, user_id: str, status: str, search: str | None
-) -> int:
-    # Only past the last page: a second statement, to say how many there are.
-    return int((await session.exec(select(_total(user_id, status, search)))).one())
