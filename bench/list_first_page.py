@@ -22,14 +22,9 @@ the endpoint sends).
 import argparse
 import os
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -40,11 +35,10 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 import httpx2  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy import Engine, create_engine, event, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import create_engine, event, text  # noqa: E402
 
+from bench.support import fresh_database, our_service  # noqa: E402
 from main import create_app  # noqa: E402
-from migrations import upgrade_database  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.db import sync_database_url  # noqa: E402
 from shared.tokens import mint_token  # noqa: E402
@@ -108,26 +102,6 @@ CASES = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def _database(admin: Engine, admin_url: str, purpose: str) -> Iterator[str]:
-    name = f"tasks_bench_{purpose}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        upgrade_database(url)
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 def _seed(url: str, *, crowded: bool) -> None:
     """The people and their tasks, written by the database itself."""
     people: list[tuple[str, int]] = [("reader", 10), ("hundred", 100)]
@@ -185,45 +159,6 @@ def _settings(url: str) -> Settings:
         migrate_on_start=False,
         log_level="WARNING",  # only for the in-process app that shows the plans
     )
-
-
-@contextmanager
-def _server(url: str) -> Iterator[str]:
-    """The service as it runs in production: `main.py`, one worker, JSON logs (discarded)."""
-    port = _free_port()
-    environment = {
-        **{key: value for key, value in os.environ.items() if key not in Settings.model_fields},
-        "APP_ENV": "production",
-        "DATABASE_URL": url,
-        "BETTER_AUTH_SECRET": SECRET,
-        "MIGRATE_ON_START": "false",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WORKERS": "1",
-    }
-    process = subprocess.Popen(
-        [sys.executable, str(PROJECT_ROOT / "main.py")],
-        cwd=PROJECT_ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx2.get(f"{base_url}/health").status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the service did not start on {base_url}")
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _deep_cursor_query(base_url: str, token: str) -> str:
@@ -319,10 +254,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="per case and round")
     arguments = parser.parse_args()
 
-    admin = create_engine(sync_database_url(arguments.postgres_url), isolation_level="AUTOCOMMIT")
     with (
-        _database(admin, arguments.postgres_url, "alone") as alone_url,
-        _database(admin, arguments.postgres_url, "crowded") as crowded_url,
+        fresh_database(arguments.postgres_url, "alone") as alone_url,
+        fresh_database(arguments.postgres_url, "crowded") as crowded_url,
     ):
         started = time.perf_counter()
         _seed(alone_url, crowded=False)
@@ -333,7 +267,10 @@ def main() -> None:
             user_id: mint_token(settings, user_id, lifetime=timedelta(hours=2))
             for user_id in ("reader", "hundred", "heavy")
         }
-        with _server(alone_url) as alone, _server(crowded_url) as crowded:
+        with (
+            our_service(alone_url, SECRET) as (alone, _),
+            our_service(crowded_url, SECRET) as (crowded, _),
+        ):
             servers = {"alone": alone, "crowded": crowded}
             deep_query = _deep_cursor_query(crowded, tokens["heavy"])
             paths = {
@@ -378,7 +315,6 @@ def main() -> None:
                 tokens,
             ),
         }
-    admin.dispose()
 
     typical = {case.name: statistics.median(medians[case.name]) for case in CASES}
     print(

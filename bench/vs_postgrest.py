@@ -29,8 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -40,11 +38,10 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-import httpx2  # noqa: E402
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from migrations import upgrade_database  # noqa: E402
+from bench.support import free_port, fresh_database, our_service, wait_until_up  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.db import sync_database_url  # noqa: E402
 from shared.tokens import mint_token  # noqa: E402
@@ -114,30 +111,6 @@ def _require_tools() -> None:
         subprocess.run(
             ["npm", "ci", "--no-audit", "--no-fund"], cwd=BENCH / "postgrest", check=True
         )
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def _database(admin_url: str) -> Iterator[str]:
-    admin = create_engine(sync_database_url(admin_url), isolation_level="AUTOCOMMIT")
-    name = f"tasks_bench_vs_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        upgrade_database(url)
-        yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _people(service: str) -> list[str]:
@@ -213,55 +186,9 @@ def _data_file(
     return path
 
 
-def _wait_until_up(url: str, process: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{what} exited with {process.returncode}")
-        try:
-            httpx2.get(url, timeout=1)
-            return
-        except httpx2.TransportError:
-            time.sleep(0.1)
-    raise SystemExit(f"{what} did not start")
-
-
-@contextmanager
-def _ours(
-    url: str, workers: int, folder: Path, overrides: dict[str, str]
-) -> Iterator[tuple[str, subprocess.Popen]]:
-    port = _free_port()
-    environment = {
-        **{k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields},
-        "APP_ENV": "production",
-        "DATABASE_URL": url,
-        "BETTER_AUTH_SECRET": SECRET,
-        "MIGRATE_ON_START": "false",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WORKERS": str(workers),
-        **overrides,
-    }
-    with (folder / "ours.log").open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(PROJECT_ROOT / "main.py")],
-            cwd=PROJECT_ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(f"{base}/health", process, "the Tasks API")
-        yield base, process
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
-
-
 @contextmanager
 def _postgrest(url: str, folder: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    port = _free_port()
+    port = free_port()
     database = make_url(url).set(username=AUTHENTICATOR, password=None)
     config = folder / "postgrest.conf"
     config.write_text(
@@ -283,7 +210,7 @@ def _postgrest(url: str, folder: Path) -> Iterator[tuple[str, subprocess.Popen]]
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(f"{base}/", process, "PostgREST")
+        wait_until_up(f"{base}/", process, "PostgREST")
         yield base, process
     finally:
         process.terminate()
@@ -379,7 +306,7 @@ def main() -> None:
     runs: list[Run] = []
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tasks-bench-")))
-        url = stack.enter_context(_database(arguments.postgres_url))
+        url = stack.enter_context(fresh_database(arguments.postgres_url, "vs"))
         engine = create_engine(sync_database_url(url))
         stack.callback(engine.dispose)
         with engine.begin() as connection:
@@ -389,7 +316,13 @@ def main() -> None:
             connection.execute(text("VACUUM ANALYZE"))
         overrides = dict(setting.split("=", 1) for setting in arguments.set)
         ours_base, ours_process = stack.enter_context(
-            _ours(url, arguments.workers, folder, overrides)
+            our_service(
+                url,
+                SECRET,
+                workers=arguments.workers,
+                overrides=overrides,
+                log_path=folder / "ours.log",
+            )
         )
         postgrest_base, _ = stack.enter_context(_postgrest(url, folder))
         bases = {"ours": ours_base, "postgrest": postgrest_base}
