@@ -192,8 +192,8 @@ def _serve(settings: Settings) -> None:
         "server_header": False,
         # SIGTERM: stop accepting, let requests in flight finish (at most this long), then exit.
         "timeout_graceful_shutdown": settings.shutdown_timeout_seconds,
-        # Room above the app's own header limit, so that the app answers 431 with a problem
-        # body; only beyond this does the HTTP parser itself refuse the request.
+        # With uvicorn's pure-Python parser (h11, when httptools is absent): room above the
+        # app's own header limit, so that the app answers 431 with a problem body.
         "h11_max_incomplete_event_size": 4 * MAX_HEADER_BYTES,
     }
     if settings.workers == 1:

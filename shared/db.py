@@ -257,9 +257,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         "connect_timeout": settings.db_connect_timeout_seconds,
     }
     timeout_ms = round(settings.db_statement_timeout_seconds * 1000)
-    # A transaction-mode pooler (Neon's "-pooler" hosts) refuses startup options and would not
-    # keep a session's SET for our next transaction; there each transaction sets its own limit.
-    behind_pooler = "-pooler." in (url.host or "")
+    # A transaction-mode pooler refuses startup options and would not keep a session's SET for
+    # our next transaction; there each transaction sets its own limit.
+    behind_pooler = _behind_transaction_pooler(url)
     if timeout_ms and not behind_pooler:
         given = url.query.get("options")
         connect_args["options"] = " ".join(
@@ -295,7 +295,12 @@ def reads_need_no_transaction(settings: Settings) -> bool:
     statement is atomic and sees one snapshot by itself). Behind a pooler the statement time
     limit is set per transaction, so reads keep theirs."""
     url = async_database_url(settings.database_url_or_default)
-    return url.get_backend_name() == "postgresql" and "-pooler." not in (url.host or "")
+    return url.get_backend_name() == "postgresql" and not _behind_transaction_pooler(url)
+
+
+def _behind_transaction_pooler(url: URL) -> bool:
+    # Neon's pooled endpoints are the hosts named "<endpoint>-pooler.<region>...".
+    return "-pooler." in (url.host or "")
 
 
 def _statement_timeout(milliseconds: int) -> str:

@@ -204,3 +204,19 @@ def test_expired_idempotency_keys_are_purged_and_live_ones_kept(settings, db):
     assert asyncio.run(purge()) == 1
     db.commit()
     assert db.scalars(select(IdempotencyKey.key)).all() == ["live"]
+
+
+@pytest.mark.parametrize(
+    ("database_url", "expected"),
+    [
+        ("postgresql://u:p@ep-cool-123.us-east-2.aws.neon.tech/db", True),
+        ("postgresql://u:p@127.0.0.1:5432/db", True),
+        # Behind Neon's pooler the statement timeout is set per transaction, so reads keep one.
+        ("postgresql://u:p@ep-cool-123-pooler.us-east-2.aws.neon.tech/db", False),
+        ("sqlite:///tasks.db", False),
+    ],
+)
+def test_reads_skip_the_transaction_only_where_it_is_safe(database_url, expected):
+    settings = shared.db.Settings(_env_file=None, database_url=database_url)
+
+    assert shared.db.reads_need_no_transaction(settings) is expected
