@@ -20,7 +20,6 @@ the endpoint sends).
 """
 
 import argparse
-import os
 import secrets
 import statistics
 import sys
@@ -37,7 +36,7 @@ import httpx2  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import create_engine, event, text  # noqa: E402
 
-from bench.support import fresh_database, our_service  # noqa: E402
+from bench.support import add_postgres_url_argument, fresh_database, our_service  # noqa: E402
 from main import create_app  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.db import sync_database_url  # noqa: E402
@@ -243,13 +242,7 @@ def _buffers(plan: dict) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get(
-            "TASKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-        help="a PostgreSQL server's maintenance database, to create the bench databases",
-    )
+    add_postgres_url_argument(parser)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=200, help="per case and round")
     arguments = parser.parse_args()

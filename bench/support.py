@@ -1,6 +1,7 @@
 """What the benchmark scripts share: a fresh database, a free port, and our service started as
 production runs it."""
 
+import argparse
 import os
 import socket
 import subprocess
@@ -80,22 +81,50 @@ def our_service(
         "WORKERS": str(workers),
         **(overrides or {}),
     }
+    with running(
+        [sys.executable, str(PROJECT_ROOT / "main.py")],
+        ready_url="/health",
+        port=port,
+        what="the Tasks API",
+        environment=environment,
+        log_path=log_path,
+    ) as running_service:
+        yield running_service
+
+
+@contextmanager
+def running(
+    command: list[str],
+    *,
+    ready_url: str,
+    port: int,
+    what: str,
+    environment: dict[str, str] | None = None,
+    log_path: Path | None = None,
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A server process on 127.0.0.1:`port`, once `ready_url` answers; stopped afterwards."""
     log = log_path.open("w") if log_path else subprocess.DEVNULL
     try:
         process = subprocess.Popen(
-            [sys.executable, str(PROJECT_ROOT / "main.py")],
-            cwd=PROJECT_ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            command, cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
         )
     finally:
         if log_path:
             log.close()
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(f"{base}/health", process, "the Tasks API")
+        wait_until_up(f"{base}{ready_url}", process, what)
         yield base, process
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def add_postgres_url_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "TASKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="a PostgreSQL server's maintenance database, to create the bench databases",
+    )

@@ -41,7 +41,13 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from sqlalchemy import Engine, create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from bench.support import free_port, fresh_database, our_service, wait_until_up  # noqa: E402
+from bench.support import (  # noqa: E402
+    add_postgres_url_argument,
+    free_port,
+    fresh_database,
+    our_service,
+    running,
+)
 from shared.config import Settings  # noqa: E402
 from shared.db import sync_database_url  # noqa: E402
 from shared.tokens import mint_token  # noqa: E402
@@ -204,17 +210,14 @@ def _postgrest(url: str, folder: Path) -> Iterator[tuple[str, subprocess.Popen]]
             ]
         )
     )
-    with (folder / "postgrest.log").open("w") as log:
-        process = subprocess.Popen(
-            [str(POSTGREST), str(config)], stdout=log, stderr=subprocess.STDOUT
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(f"{base}/", process, "PostgREST")
-        yield base, process
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
+    with running(
+        [str(POSTGREST), str(config)],
+        ready_url="/",
+        port=port,
+        what="PostgREST",
+        log_path=folder / "postgrest.log",
+    ) as running_postgrest:
+        yield running_postgrest
 
 
 def _wrk(
@@ -279,12 +282,7 @@ def _resident_memory_mib(process: subprocess.Popen) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--postgres-url",
-        default=os.environ.get(
-            "TASKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-        ),
-    )
+    add_postgres_url_argument(parser)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     parser.add_argument("--connections", default="16,64", help="concurrency levels")
