@@ -42,6 +42,7 @@ from shared.db import (
 )
 from shared.header_limit import MAX_HEADER_BYTES, HeaderLimitMiddleware
 from shared.logging import REQUEST_ID_HEADER, RequestContextMiddleware, configure_logging
+from shared.methods import HeadAsGetMiddleware
 from shared.problems import install_problem_handlers, problem_openapi
 from shared.security_headers import SecurityHeadersMiddleware
 from shared.tokens import create_token_verifier, mint_token
@@ -105,8 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tasks_router())
 
     # Added innermost first: a response always gets the security headers; a request meets CORS,
-    # then its id and log line, then the header and body limits, then the token check, and
-    # only then the routes.
+    # then its id and log line, then the header and body limits, then the token check, then
+    # HEAD becomes GET, and only then the routes.
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(BearerAuthMiddleware, verifier=verifier)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(HeaderLimitMiddleware)

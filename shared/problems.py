@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from shared.db import SchemaNotReadyError
+from shared.methods import methods_at
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
@@ -114,12 +115,15 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     if exc.status_code < 400:
         return Response(status_code=exc.status_code, headers=exc.headers)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    headers = exc.headers
     if exc.status_code == 404 and detail == HTTPStatus.NOT_FOUND.phrase:
         detail = f"Nothing is at {request.method} {request.url.path}."
     elif exc.status_code == 405:
-        allowed = (exc.headers or {}).get("Allow", "")
+        # Every method of the path, not only those of the route the router tried first.
+        allowed = ", ".join(methods_at(request.scope, request.app.routes))
+        headers = {**(exc.headers or {}), "Allow": allowed}
         detail = f"{request.method} is not allowed here; allowed: {allowed}."
-    return problem_response(request.scope, exc.status_code, detail, headers=exc.headers)
+    return problem_response(request.scope, exc.status_code, detail, headers=headers)
 
 
 def _why_unavailable(exc: Exception) -> str:

@@ -34,7 +34,7 @@ def test_a_wrong_method_is_a_405_problem_with_allow(bare_client):
     response = bare_client.delete("/health")
 
     assert_problem(response, 405)
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, HEAD"
 
 
 def test_a_server_fault_is_a_generic_500_with_the_request_id(bare_client):
