@@ -19,7 +19,6 @@ import httpx2
 import structlog
 import uvicorn
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -32,6 +31,7 @@ from migrations import head_revision, upgrade_database
 from shared.auth import BearerAuthMiddleware, KnownUsers
 from shared.body_limit import BodyLimitMiddleware
 from shared.config import Settings
+from shared.cors import documented_cors
 from shared.db import (
     DatabaseUrlError,
     async_database_url,
@@ -41,7 +41,7 @@ from shared.db import (
     reads_need_no_transaction,
 )
 from shared.header_limit import MAX_HEADER_BYTES, HeaderLimitMiddleware
-from shared.logging import REQUEST_ID_HEADER, RequestContextMiddleware, configure_logging
+from shared.logging import RequestContextMiddleware, configure_logging, document_request_id
 from shared.methods import HeadAsGetMiddleware
 from shared.problems import install_problem_handlers, problem_openapi
 from shared.security_headers import SecurityHeadersMiddleware
@@ -113,20 +113,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(HeaderLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    # What a browser may send and read is what the OpenAPI document declares (read when the
+    # middleware stack is built, once every route is in).
     app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_credentials=True,
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-        allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
-        expose_headers=["Location", "ETag", "Link", "X-Total-Count", REQUEST_ID_HEADER],
-        max_age=600,
+        documented_cors, document=lambda: app.openapi(), origins=settings.cors_origins
     )
     app.add_middleware(SecurityHeadersMiddleware, production=settings.is_production)
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            app.openapi_schema = problem_openapi(FastAPI.openapi(app))
+            app.openapi_schema = document_request_id(problem_openapi(FastAPI.openapi(app)))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -5,7 +5,7 @@ import re
 import sys
 import time
 import uuid
-from typing import TextIO
+from typing import Any, TextIO
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +20,21 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=~-]{0,127}")
 _SECRET_KEYS = frozenset({"authorization", "token", "secret", "password", "cookie"})
 
 log = structlog.get_logger()
+
+_REQUEST_ID_PARAMETER = {
+    "name": REQUEST_ID_HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Your id for this request, to find it in the service's logs: kept when it is "
+    "1 to 128 of `A-Z a-z 0-9 . _ : + = ~ -` starting with a letter or digit, otherwise replaced "
+    "by one the service makes. Either way it comes back in `X-Request-ID`.",
+    "schema": {"type": "string"},
+}
+_REQUEST_ID_RESPONSE_HEADER = {
+    "description": "The request's id (yours if it was kept), also in a problem's `request_id`.",
+    "required": True,
+    "schema": {"type": "string"},
+}
 
 
 def _redact_secrets(
@@ -173,3 +188,18 @@ class RequestContextMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def document_request_id(openapi: dict[str, Any]) -> dict[str, Any]:
+    """State in the OpenAPI document what `RequestContextMiddleware` does on every route: it takes
+    an optional `X-Request-ID` and returns one on every response."""
+    for path_item in openapi.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue  # a path item's own summary or parameters, not an operation
+            operation.setdefault("parameters", []).append(dict(_REQUEST_ID_PARAMETER))
+            for response in operation.get("responses", {}).values():
+                response.setdefault("headers", {})[REQUEST_ID_HEADER] = dict(
+                    _REQUEST_ID_RESPONSE_HEADER
+                )
+    return openapi
