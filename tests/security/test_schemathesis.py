@@ -11,11 +11,19 @@ run, the same way.
 Schemathesis's own pytest integration (`schemathesis.pytest.from_fixture`) cannot run here: it
 renames pytest's test items through an attribute pytest 9.2 no longer has. So each operation
 gets a plain Hypothesis test over Schemathesis's strategy for it, and the stateful phase runs
-Schemathesis's state machine; both are its documented Python API.
+Schemathesis's state machine; both are its documented Python API. The coverage phase (boundary
+values of every parameter and field, each constraint broken in turn, undeclared methods) runs
+through Schemathesis's own command line against the service served as in production.
+
+The operations come from `features.registry`, so a new slice is fuzzed without editing this file.
 """
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import hypothesis
 import pytest
@@ -24,22 +32,23 @@ from schemathesis import GenerationMode
 from schemathesis.python import asgi
 from sqlalchemy.orm import Session
 
+from features.registry import PUBLIC_ROUTERS, TASK_ROUTERS
 from main import create_app
 from shared.config import Settings
 from shared.tokens import mint_token
+from tests.conftest import TEST_SECRET, DatabaseUnderTest
+from tests.service import PROJECT_ROOT, running_service
 
 SEED = 20_260_505
 USER_ID = "schemathesis-user"
 OPERATION_IDS = [
-    "check_health",
-    "check_readiness",
-    "list_tasks",
-    "create_task",
-    "get_task",
-    "update_task",
-    "delete_task",
-    "complete_task",
+    route.operation_id for router in PUBLIC_ROUTERS + TASK_ROUTERS for route in router.routes
 ]
+# Answers to a well-formed request that the state of things refuses, besides Schemathesis's
+# defaults (2xx, 3xx, 401, 403, 404): 409, a create racing another with the same
+# Idempotency-Key; 412, an If-Match naming a version the task no longer has; 422, a create
+# reusing an Idempotency-Key with another body (documented on create only).
+EXPECTED_STATUSES_OF_VALID_REQUESTS = ["2xx", "3xx", "401", "403", "404", "409", "412", "422"]
 # Examples per operation, and scenarios of chained calls: enough to find a bug of one field or
 # one step, while the whole file runs in well under a minute.
 EXAMPLES_PER_OPERATION = 60
@@ -72,11 +81,7 @@ def api_schema(settings: Settings) -> Iterator[schemathesis.BaseSchema]:
             "generation": {"mode": "all"},
             "checks": {
                 "positive_data_acceptance": {
-                    # Schemathesis's defaults, plus the answers to a well-formed request that
-                    # the state of things refuses, as a 404 is for an id no task has: 412, an
-                    # If-Match naming a version the task no longer has, and 422, a create
-                    # reusing an Idempotency-Key with another body (documented on create only).
-                    "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "412", "422"],
+                    "expected-statuses": EXPECTED_STATUSES_OF_VALID_REQUESTS,
                 },
             },
         }
@@ -98,6 +103,7 @@ def api(api_schema: schemathesis.BaseSchema, db: Session) -> Iterator[schemathes
 def test_every_operation_of_the_document_is_tested(api: schemathesis.BaseSchema) -> None:
     operations = [result.ok() for result in api.get_all_operations()]
 
+    assert len(OPERATION_IDS) >= 8
     assert sorted(operation.definition.raw["operationId"] for operation in operations) == sorted(
         OPERATION_IDS
     )
@@ -139,3 +145,69 @@ def test_chains_of_operations_through_the_links_answer_as_documented(
     hypothesis.seed(SEED)(ChainsOfOperations).run(
         settings=hypothesis.settings(SETTINGS, max_examples=STATEFUL_SCENARIOS)
     )
+
+
+def test_the_coverage_phase_finds_nothing_against_the_served_service(
+    database: DatabaseUnderTest, settings: Settings, db: Session, tmp_path: Path
+) -> None:
+    """Schemathesis's coverage phase, every default check, against `python main.py` on the
+    suite's database: boundary values of every parameter and body field (lengths at and past
+    their limits, the largest ids, each enum value), each constraint broken in turn, missing
+    and malformed headers and bodies, and every method a path does not have (a 405 whose
+    `Allow` must list exactly the path's methods)."""
+    token = mint_token(settings, USER_ID, lifetime=timedelta(hours=1))
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(
+        f"""
+[auth.openapi.HTTPBearer]
+bearer = {json.dumps(token)}
+
+[parameters]
+"path.user_id" = {json.dumps(USER_ID)}
+
+[checks.positive_data_acceptance]
+expected-statuses = {json.dumps(EXPECTED_STATUSES_OF_VALID_REQUESTS)}
+"""
+    )
+    report = tmp_path / "report.json"
+    with running_service(
+        tmp_path,
+        DATABASE_URL=database.url,
+        BETTER_AUTH_SECRET=TEST_SECRET,
+        MIGRATE_ON_START="false",
+        LOG_LEVEL="WARNING",
+    ) as service:
+        run = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("schemathesis")),
+                "--config-file",
+                str(config),
+                "run",
+                f"{service.base_url}/openapi.json",
+                "--phases=coverage",
+                f"--seed={SEED}",
+                "--workers=1",
+                "--continue-on-failure",
+                "--report=json",
+                f"--report-json-path={report}",
+            ],
+            cwd=tmp_path,
+            env={
+                **service.environment,
+                "PYTHONPATH": str(PROJECT_ROOT),
+                "SCHEMATHESIS_HOOKS": "tests.security.schemathesis_hooks",
+            },
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        server_logs = service.logs()
+
+    assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-5_000:]
+    summary = json.loads(report.read_text())
+    assert summary["phases"]["coverage"]["status"] == "success"
+    assert summary["operations"]["tested"] == len(OPERATION_IDS), summary["operations"]
+    assert summary["test_cases"]["generated"] > 20 * len(OPERATION_IDS)
+    assert summary["failures"] == []
+    assert summary["errors"] == []
+    assert "Traceback" not in server_logs
