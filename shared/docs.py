@@ -36,9 +36,9 @@ SWAGGER_UI_POLICY = (
     "default-src 'none'; script-src 'self'{scripts}; style-src 'self'; "
     "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
 )
-# ReDoc styles itself with styled-components, which writes <style> elements at run time (no
-# nonce can reach them in the standalone build), and runs its search index in a worker it
-# creates from a blob.
+# ReDoc styles itself with styled-components, which writes <style> elements as it renders (without
+# inline styles the page stays blank), and runs its search index in a worker made from a blob.
+# Inline styles cannot run code; scripts stay limited to the service's own.
 REDOC_POLICY = (
     "default-src 'none'; script-src 'self'{scripts}; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
