@@ -40,6 +40,7 @@ from shared.db import (
     purge_expired_idempotency_keys,
     reads_need_no_transaction,
 )
+from shared.docs import install_documentation
 from shared.header_limit import MAX_HEADER_BYTES, HeaderLimitMiddleware
 from shared.logging import RequestContextMiddleware, configure_logging, document_request_id
 from shared.methods import HeadAsGetMiddleware
@@ -90,6 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=API_DESCRIPTION,
         lifespan=lifespan,
+        # Served by install_documentation, from the service's own assets instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -103,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     for router in PUBLIC_ROUTERS:
         app.include_router(router)
+    # Public too: /docs, /redoc and their assets (the OpenAPI document itself is FastAPI's).
+    install_documentation(app)
     app.include_router(tasks_router())
 
     # Added innermost first: a response always gets the security headers; a request meets CORS,

@@ -3,11 +3,14 @@
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# The interactive documentation is an HTML page that loads its scripts and styles from a CDN;
-# everything else is JSON, which needs no content at all.
-DOCUMENTATION_PATHS = ("/docs", "/redoc")
+from shared.docs import REDOC_PATH, SWAGGER_UI_PATH
+
+# Everything the API answers is JSON (or a script or style sheet of the documentation), which
+# needs the browser to run or load nothing at all.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
-DOCUMENTATION_POLICY = "frame-ancestors 'none'"
+# The two documentation pages are HTML that loads the service's own assets: each sets the policy
+# that allows exactly that (shared/docs.py). No other path may loosen the API's.
+DOCUMENTATION_PAGES = frozenset({SWAGGER_UI_PATH, REDOC_PATH})
 
 
 class SecurityHeadersMiddleware:
@@ -22,7 +25,7 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        documentation = scope["path"].startswith(DOCUMENTATION_PATHS)
+        documentation_page = scope["path"] in DOCUMENTATION_PAGES
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -30,9 +33,10 @@ class SecurityHeadersMiddleware:
                 headers["X-Content-Type-Options"] = "nosniff"
                 headers["X-Frame-Options"] = "DENY"
                 headers["Referrer-Policy"] = "no-referrer"
-                headers["Content-Security-Policy"] = (
-                    DOCUMENTATION_POLICY if documentation else API_POLICY
-                )
+                if documentation_page:
+                    headers.setdefault("Content-Security-Policy", API_POLICY)
+                else:
+                    headers["Content-Security-Policy"] = API_POLICY
                 headers["Cross-Origin-Opener-Policy"] = "same-origin"
                 # A task list is personal: no shared or browser cache keeps a copy. Clients that
                 # keep their own can still revalidate it with If-None-Match.

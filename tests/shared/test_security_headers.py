@@ -1,24 +1,34 @@
 """Misconfiguration (OWASP API8): the headers every response carries, and CORS."""
 
+import base64
+import hashlib
+import re
+
 import pytest
+from fastapi import Response
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from main import create_app
 from shared.config import Settings
-from shared.security_headers import API_POLICY, DOCUMENTATION_POLICY
+from shared.security_headers import API_POLICY
 from tests.conftest import TEST_SECRET
 from tests.factories import TaskFactory
 
 FRONTEND = "http://localhost:3000"
 
 
-def _assert_hardened(response, *, policy: str = API_POLICY) -> None:
+# The documentation's files hold nothing personal: browsers may keep them, revalidating by ETag.
+ASSET_CACHING = "no-cache"
+ASSETS = {"docs script", "docs style", "redoc script", "redoc logo"}
+
+
+def _assert_hardened(response, *, policy: str = API_POLICY, cache: str = "no-store") -> None:
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["referrer-policy"] == "no-referrer"
     assert response.headers["content-security-policy"] == policy
-    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["cache-control"] == cache
     assert "server" not in response.headers
 
 
@@ -37,18 +47,106 @@ def test_every_kind_of_answer_carries_the_security_headers(client, auth_headers)
         "health": client.get("/health"),
         "ready": client.get("/ready"),
         "openapi": client.get("/openapi.json"),
+        "docs script": client.get("/docs/assets/swagger/swagger-ui-bundle.js"),
+        "docs style": client.get("/docs/assets/swagger/swagger-ui.css"),
+        "redoc script": client.get("/docs/assets/redoc/redoc.standalone.js"),
+        "redoc logo": client.get("/redoc/logo-mini.svg"),
+        "no such asset": client.get("/docs/assets/swagger/nothing.js"),
+        "beside the docs page": client.get("/docs/", follow_redirects=False),
         "no such route": client.get("/nowhere"),
     }
     for name, response in answers.items():
         assert response.status_code < 500, (name, response.text)
-        _assert_hardened(response)
+        _assert_hardened(response, cache=ASSET_CACHING if name in ASSETS else "no-store")
 
 
-def test_the_documentation_page_may_load_its_scripts_but_never_be_framed(client):
+def _directives(policy: str) -> dict[str, list[str]]:
+    parsed = [directive.split() for directive in policy.split(";")]
+    return {name: sources for name, *sources in parsed}
+
+
+def _inline_script_sources(page: str) -> list[str]:
+    return [
+        f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
+        for script in re.findall(r"<script>(.*?)</script>", page, re.DOTALL)
+    ]
+
+
+def test_swagger_ui_may_load_the_services_own_assets_and_its_one_inline_script_only(client):
     response = client.get("/docs")
 
     assert response.status_code == 200
-    _assert_hardened(response, policy=DOCUMENTATION_POLICY)
+    directives = _directives(response.headers["content-security-policy"])
+    inline = _inline_script_sources(response.text)
+    assert len(inline) == 1  # FastAPI's SwaggerUIBundle({...}) start-up call
+    assert directives == {
+        "default-src": ["'none'"],
+        "script-src": ["'self'", *inline],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+    # Everything the page names is the service's own: no CDN, no font service.
+    assert re.findall(r'(?:src|href)="([^"]*)"', response.text) == [
+        "/docs/assets/swagger/swagger-ui.css",
+        "/docs/assets/fastapi/favicon.png",
+        "/docs/assets/swagger/swagger-ui-bundle.js",
+    ]
+    _assert_hardened(response, policy=response.headers["content-security-policy"])
+
+
+def test_redoc_may_load_the_services_own_assets_and_style_itself(client):
+    response = client.get("/redoc")
+
+    assert response.status_code == 200
+    directives = _directives(response.headers["content-security-policy"])
+    assert _inline_script_sources(response.text) == []
+    assert directives == {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["blob:"],
+        "frame-ancestors": ["'none'"],
+    }
+    assert "fonts.googleapis" not in response.text
+    assert re.findall(r'(?:src|href)="([^"]*)"', response.text) == [
+        "/docs/assets/fastapi/favicon.png",
+        "/docs/assets/redoc/redoc.standalone.js",
+    ]
+    _assert_hardened(response, policy=response.headers["content-security-policy"])
+
+
+def test_the_documentation_assets_are_what_they_claim_and_public(client):
+    script = client.get("/docs/assets/swagger/swagger-ui-bundle.js")
+    style = client.get("/docs/assets/swagger/swagger-ui.css")
+
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith(("text/javascript", "application/javascript"))
+    assert "SwaggerUIBundle" in script.text
+    assert style.status_code == 200
+    assert style.headers["content-type"].startswith("text/css")
+    revalidated = client.get(
+        "/docs/assets/swagger/swagger-ui-bundle.js",
+        headers={"If-None-Match": script.headers["etag"]},
+    )
+    assert revalidated.status_code == 304
+    assert revalidated.content == b""
+
+
+def test_a_route_cannot_loosen_the_policy_outside_the_documentation_pages(settings):
+    app = create_app(settings)
+
+    @app.get("/loose")
+    async def loose() -> Response:
+        return Response("<script>alert(1)</script>", headers={"Content-Security-Policy": "*"})
+
+    with TestClient(app) as loose_client:
+        response = loose_client.get("/loose")
+
+    _assert_hardened(response)
 
 
 def test_a_server_fault_carries_the_security_headers_too(settings):
