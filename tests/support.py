@@ -132,3 +132,14 @@ def scalar_at(url: str, statement: str) -> object:
             return connection.execute(text(statement)).scalar_one()
     finally:
         engine.dispose()
+
+
+def assert_logged_schema_fault(event: dict, backend: str, sqlstate: str, words: list[str]) -> None:
+    """A log line for a schema fault: an error, with the database's code and its message."""
+    assert (event["level"], event["reason"]) == ("error", "fault")
+    if backend == "postgresql":
+        assert event["sqlstate"] == sqlstate
+    else:
+        assert event["sqlite_error"] == "SQLITE_ERROR"  # SQLite has one code for them all
+    for word in words:
+        assert word in event["message"], event

@@ -12,6 +12,7 @@ from shared.tokens import mint_token
 from tests.conftest import TEST_SECRET
 from tests.service import free_port
 from tests.support import (
+    assert_logged_schema_fault,
     assert_problem,
     json_logs,
     log_events,
@@ -183,14 +184,7 @@ def _assert_generic_500(response) -> None:
 
 
 def _assert_schema_fault_logged(event: dict, backend: str, sqlstate: str, words: list[str]):
-    assert event["level"] == "error"
-    assert event["reason"] == "fault"
-    if backend == "postgresql":
-        assert event["sqlstate"] == sqlstate
-    else:
-        assert event["sqlite_error"] == "SQLITE_ERROR"
-    for word in words:
-        assert word in event["message"], event
+    assert_logged_schema_fault(event, backend, sqlstate, words)
     assert event["statement"]  # which statement, with placeholders only
     assert event["request_id"]
 

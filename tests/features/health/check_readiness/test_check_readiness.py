@@ -14,7 +14,14 @@ from shared.config import Settings
 from shared.db import sync_database_url
 from shared.tokens import mint_token
 from tests.conftest import TEST_SECRET, empty_postgres_database
-from tests.support import assert_problem, json_logs, log_events, run_sql, throwaway_database
+from tests.support import (
+    assert_logged_schema_fault,
+    assert_problem,
+    json_logs,
+    log_events,
+    run_sql,
+    throwaway_database,
+)
 
 UNREACHABLE = SecretStr("postgresql://nobody@127.0.0.1:1/none")
 
@@ -73,13 +80,7 @@ def test_not_ready_but_503_when_the_database_fails_the_check_with_a_schema_error
     assert int(response.headers["retry-after"]) > 0
     assert body["detail"] == "The database failed the readiness check; the service's log says why."
     [why] = _readiness_failures(captured)
-    assert (why["level"], why["reason"]) == ("error", "fault")
-    if backend == "postgresql":
-        assert why["sqlstate"] == sqlstate
-    else:
-        assert why["sqlite_error"] == "SQLITE_ERROR"
-    for word in words:
-        assert word in why["message"], why
+    assert_logged_schema_fault(why, backend, sqlstate, words)
 
 
 def test_not_ready_when_the_schema_is_behind_the_code(postgres_admin):
