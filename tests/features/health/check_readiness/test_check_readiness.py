@@ -106,8 +106,11 @@ def test_not_ready_when_the_schema_is_behind_the_code(postgres_admin):
 def test_while_starting_against_a_database_that_is_down_requests_get_503(settings):
     starting = settings.model_copy(update={"database_url": UNREACHABLE, "migrate_on_start": True})
     app = create_app(starting)
-    with TestClient(app) as starting_client:
-        time.sleep(0.2)  # the start-up migration has tried, and failed, by now
+    with json_logs(starting) as captured, TestClient(app) as starting_client:
+        deadline = time.monotonic() + 30
+        while not (tries := _events(captured, "database.migration_failed")):
+            assert time.monotonic() < deadline, captured.getvalue()
+            time.sleep(0.05)
         ready = starting_client.get("/ready")
         listing = starting_client.get(
             "/api/alice/tasks", headers={"Authorization": f"Bearer {_token(starting)}"}
@@ -118,6 +121,10 @@ def test_while_starting_against_a_database_that_is_down_requests_get_503(setting
     assert "starting" in ready.json()["detail"]
     assert_problem(listing, 503)
     assert listing.headers["retry-after"]
+    # The migration says why it waits, and that it will try again.
+    assert (tries[0]["reason"], tries[0]["sqlstate"]) == ("unavailable", None)
+    assert "Connection refused" in tries[0]["message"]
+    assert tries[0]["retry_in_seconds"] == 1.0
 
 
 def test_the_start_up_migration_makes_an_empty_database_ready(postgres_admin):
@@ -138,8 +145,12 @@ def test_the_start_up_migration_makes_an_empty_database_ready(postgres_admin):
     assert created.status_code == 201
 
 
+def _events(captured, event: str) -> list[dict]:
+    return [line for line in log_events(captured.getvalue()) if line["event"] == event]
+
+
 def _readiness_failures(captured) -> list[dict]:
-    return [line for line in log_events(captured.getvalue()) if line["event"] == "readiness.failed"]
+    return _events(captured, "readiness.failed")
 
 
 def _token(settings: Settings) -> str:
