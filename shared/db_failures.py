@@ -4,8 +4,9 @@ or the server itself is at fault (a 500), and the log fields that tell an operat
 
 The fields are the driver's own: PostgreSQL's SQLSTATE and primary message (never its DETAIL,
 which can quote a row), SQLite's result code and message, and the statement's text with its
-placeholders. No bound value can reach them: PostgreSQL's data errors (class 22) are the only
-ones whose primary message quotes a value, so theirs is withheld.
+placeholders. No bound value can reach them: PostgreSQL's data errors (class 22) are those whose
+primary message quotes the offending value ("invalid input syntax for type integer: ..."), so
+theirs is withheld, as is the message of any value the driver or SQLAlchemy could not convert.
 """
 
 import sqlite3
