@@ -21,7 +21,6 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from uvicorn.supervisors import Multiprocess
@@ -40,6 +39,7 @@ from shared.db import (
     purge_expired_idempotency_keys,
     reads_need_no_transaction,
 )
+from shared.db_failures import log_database_failure
 from shared.docs import install_documentation
 from shared.header_limit import MAX_HEADER_BYTES, HeaderLimitMiddleware
 from shared.logging import RequestContextMiddleware, configure_logging, document_request_id
@@ -150,14 +150,10 @@ async def _migrate_until_done(app: FastAPI, settings: Settings) -> None:
         try:
             # Alembic is synchronous; a thread keeps the event loop answering meanwhile.
             await asyncio.to_thread(upgrade_database, settings.database_url_or_default)
-        except (OperationalError, InterfaceError) as error:
-            log.warning(
-                "database.unreachable",
-                error_type=type(error.orig).__name__,
-                retry_in_seconds=delay,
-            )
-        except Exception:
-            log.exception("database.migration_failed", retry_in_seconds=delay)
+        except Exception as error:
+            # Down, refused (a password, TLS, pg_hba) or a migration that failed: the log line
+            # says which, with the database's SQLSTATE and message.
+            log_database_failure("database.migration_failed", error, retry_in_seconds=delay)
         else:
             app.state.schema_ready = True
             log.info("database.migrated", revision=app.state.schema_revision)
@@ -176,11 +172,9 @@ async def _purge_idempotency_keys_hourly(
                 purged = await purge_expired_idempotency_keys(session)
             if purged:
                 log.info("idempotency_keys.purged", count=purged)
-        except (OperationalError, InterfaceError) as error:
+        except Exception as error:
             # The database may be down for a while; the next round tries again.
-            log.warning("idempotency_keys.purge_failed", error_type=type(error.orig).__name__)
-        except Exception:
-            log.exception("idempotency_keys.purge_failed")
+            log_database_failure("idempotency_keys.purge_failed", error)
         await asyncio.sleep(PURGE_INTERVAL_SECONDS)
 
 

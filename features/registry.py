@@ -36,7 +36,8 @@ _COMMON_ERRORS = {
     431: {"description": "The request's headers are larger or more numerous than accepted."},
     500: {"description": "A fault of the server; the body carries only the request id."},
     503: {
-        "description": "The database is unavailable; retry after `Retry-After` seconds.",
+        "description": "The database is unreachable or busy (no free connection, a time "
+        "limit, a lock or a conflicting change); retry after `Retry-After` seconds.",
         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
     },
 }

@@ -311,6 +311,11 @@ class SchemaNotReadyError(Exception):
     """The start-up migration has not finished: the tables may not be there yet."""
 
 
+class DatabaseNotReadyError(Exception):
+    """The readiness check failed on the database; raised from the database's own error, which
+    the handler logs, and answered with 503 whatever it was."""
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # Nothing is re-read after commit: the handler already holds what it wrote.
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)

@@ -7,20 +7,21 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from psycopg.errors import QueryCanceled
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Scope
 
-from shared.db import SchemaNotReadyError
+from shared.db import DatabaseNotReadyError, SchemaNotReadyError
+from shared.db_failures import DatabaseFailure, FailureKind, describe_database_failure
 from shared.methods import methods_at
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
 READ_ONLY_FIELDS = frozenset({"id", "user_id", "created_at", "updated_at"})
+INTERNAL_ERROR_DETAIL = "The server failed to handle this request; it has been logged."
 
 log = structlog.get_logger()
 
@@ -126,43 +127,64 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     return problem_response(request.scope, exc.status_code, detail, headers=headers)
 
 
-def _why_unavailable(exc: Exception) -> str:
-    if isinstance(exc, SchemaNotReadyError):
-        return str(exc) or "The service is starting and preparing its database; try again shortly."
-    if isinstance(exc, PoolTimeoutError):
-        return "Every database connection is busy; try again shortly."
-    if isinstance(getattr(exc, "orig", None), QueryCanceled):
-        return "The database did not answer in time; try again shortly."
-    return "The database is unavailable; try again shortly."
+_WHY_UNAVAILABLE = {
+    FailureKind.UNAVAILABLE: "The database is unavailable; try again shortly.",
+    FailureKind.POOL: "Every database connection is busy; try again shortly.",
+    FailureKind.TIMEOUT: "The database did not answer in time; try again shortly.",
+    FailureKind.CONTENTION: "A concurrent change to the same data got in the way; try again.",
+    FailureKind.SCHEMA_PENDING: "The service is starting and preparing its database; "
+    "try again shortly.",
+}
+# For /ready only, which answers 503 even to a fault: the probe takes the instance out of
+# rotation, and the log line says what to fix.
+_NOT_READY = "The database failed the readiness check; the service's log says why."
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> Response:
-    # A lost connection, a full pool or a statement past its time limit is the server's fault
-    # but passing: 503 invites a retry.
-    cause = getattr(exc, "orig", None) or exc
-    # A schema not yet migrated is expected while starting; the rest deserve attention.
-    level = log.warning if isinstance(exc, SchemaNotReadyError) else log.error
-    level("database.unavailable", error_type=type(cause).__name__)
-    return problem_response(
-        request.scope,
-        503,
-        _why_unavailable(exc),
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+def _why_unavailable(failure: DatabaseFailure, error: BaseException) -> str:
+    if isinstance(error, SchemaNotReadyError) and str(error):
+        return str(error)
+    return _WHY_UNAVAILABLE.get(failure.kind, _NOT_READY)
+
+
+def _retry_later(scope: Scope, detail: str) -> Response:
+    return problem_response(scope, 503, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+async def _database_failed(request: Request, exc: Exception) -> Response:
+    # Only what passes (no connection, a full pool, a time limit, a lock) is a 503 that invites
+    # a retry; a fault of our code or schema would fail the same way again: a 500, logged so
+    # that someone fixes it.
+    failure = describe_database_failure(exc) or DatabaseFailure(FailureKind.FAULT, {})
+    if failure.retryable:
+        failure.log("database.unavailable")
+        return _retry_later(request.scope, _why_unavailable(failure, exc))
+    failure.log("database.fault")
+    return problem_response(request.scope, 500, INTERNAL_ERROR_DETAIL)
+
+
+async def _not_ready(request: Request, exc: DatabaseNotReadyError) -> Response:
+    cause = exc.__cause__ or exc
+    failure = describe_database_failure(cause) or DatabaseFailure(
+        FailureKind.FAULT, {"error": type(cause).__name__}
     )
+    failure.log("readiness.failed")
+    return _retry_later(request.scope, _why_unavailable(failure, cause))
 
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
-    for unavailable in (OperationalError, InterfaceError, PoolTimeoutError, SchemaNotReadyError):
-        app.add_exception_handler(unavailable, _database_unavailable)
+    app.add_exception_handler(DatabaseNotReadyError, _not_ready)  # type: ignore[arg-type]
+    # Every error the driver raises (DBAPIError covers them all), the pool's, and ours.
+    for failed in (DBAPIError, PoolTimeoutError, SchemaNotReadyError):
+        app.add_exception_handler(failed, _database_failed)
 
 
 def internal_error_body(scope: Scope) -> bytes:
     problem = Problem(
         title=HTTPStatus.INTERNAL_SERVER_ERROR.phrase,
         status=500,
-        detail="The server failed to handle this request; it has been logged.",
+        detail=INTERNAL_ERROR_DETAIL,
         request_id=request_id_of(scope),
     )
     return problem.model_dump_json(exclude_none=True).encode()

@@ -1,12 +1,22 @@
 """Reading back what the app stored, and checking the shape of its answers."""
 
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 
 import httpx2
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
-from shared.db import Task, User
+from migrations import upgrade_database
+from shared.config import Settings
+from shared.db import Task, User, sync_database_url
+from shared.logging import configure_logging
+from tests.conftest import empty_postgres_database
 
 TASK_FIELDS = {"id", "user_id", "title", "description", "completed", "created_at", "updated_at"}
 
@@ -69,3 +79,67 @@ def assert_problem(
     if invalid_fields is not None:
         assert {error["field"] for error in body["errors"]} == invalid_fields
     return body
+
+
+def log_events(text: str) -> list[dict]:
+    """The JSON lines of a log (production's format), parsed; other lines are skipped."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@contextmanager
+def json_logs(settings: Settings) -> Iterator[io.StringIO]:
+    """Everything logged inside the block, as JSON lines in a buffer. Apps configure logging
+    as they are made, so make them before entering."""
+    captured = io.StringIO()
+    configure_logging(settings.model_copy(update={"log_format": "json"}), stream=captured)
+    try:
+        yield captured
+    finally:
+        configure_logging(settings)
+
+
+@contextmanager
+def throwaway_database(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    """A migrated database of its own on `backend` (its URL), for a test that breaks it."""
+    if backend == "postgresql":
+        with empty_postgres_database(request.getfixturevalue("postgres_admin")) as url:
+            upgrade_database(url)
+            yield url
+    else:
+        url = f"sqlite:///{tmp_path / 'throwaway.db'}"
+        upgrade_database(url)
+        yield url
+
+
+def run_sql(url: str, *statements: str) -> None:
+    """Run statements on the database at `url` in one transaction, outside the app."""
+    engine = create_engine(sync_database_url(url))
+    try:
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+    finally:
+        engine.dispose()
+
+
+def scalar_at(url: str, statement: str) -> object:
+    """The one value a query returns, read from the database at `url` outside the app."""
+    engine = create_engine(sync_database_url(url))
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(statement)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def assert_logged_schema_fault(event: dict, backend: str, sqlstate: str, words: list[str]) -> None:
+    """A log line for a schema fault: an error, with the database's code and its message."""
+    assert (event["level"], event["reason"]) == ("error", "fault")
+    if backend == "postgresql":
+        assert event["sqlstate"] == sqlstate
+    else:
+        assert event["sqlite_error"] == "SQLITE_ERROR"  # SQLite has one code for them all
+    for word in words:
+        assert word in event["message"], event

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from shared.db import sync_database_url
-from tests.faults.conftest import bearer
-from tests.support import assert_problem
+from tests.faults.conftest import bearer, logged
+from tests.support import assert_problem, run_sql
 
 ALICE = bearer("alice")
 
@@ -103,6 +103,12 @@ def test_database_down_every_request_is_a_503_problem_and_ready_says_so(
         assert "Traceback" not in response.text, name
     assert_problem(ready, 503)
     assert health.status_code == 200
+    # Each failure is logged with the driver's own words, one line per request.
+    unavailable = logged(service, "database.unavailable")
+    assert len(unavailable) == len(answers)
+    for why in [*unavailable, *logged(service, "readiness.failed")]:
+        assert (why["level"], why["reason"], why["sqlstate"]) == ("error", "unavailable", None)
+        assert "Connection refused" in why["message"], why
 
 
 def test_the_service_starts_while_the_database_is_down_and_is_ready_when_it_returns(
@@ -168,6 +174,9 @@ def test_an_exhausted_pool_is_a_503_within_the_pool_timeout(fault_database, star
     holder.join(timeout=30)
     body = assert_problem(refused, 503)
     assert "busy" in body["detail"]
+    [busy] = logged(service, "database.unavailable")
+    assert (busy["level"], busy["reason"]) == ("error", "pool")
+    assert "QueuePool limit of size 1 overflow 0 reached" in busy["message"]
     assert 1 <= waited < 1 + 2  # the pool timeout, plus a margin; not a hang
     assert held[0].status_code == 200  # once the lock went, the held request finished
     assert httpx2.get(url, headers=ALICE).json()["title"] == "waited"
@@ -194,9 +203,44 @@ def test_a_statement_past_its_timeout_is_a_503_and_the_connection_serves_on(
     body = assert_problem(cancelled, 503)
     assert "in time" in body["detail"]
     assert 0.5 <= waited < 0.5 + 2
+    [cancel] = logged(service, "database.unavailable")
+    assert (cancel["level"], cancel["reason"], cancel["sqlstate"]) == (
+        "warning",
+        "timeout",
+        "57014",
+    )
+    assert cancel["message"] == "canceling statement due to statement timeout"
+    assert cancel["statement"].startswith("UPDATE tasks SET")
+    assert "too late" not in service.logs()  # the title bound to the cancelled statement
     # The pool's one connection was rolled back and reused: the retry went through on it.
     assert retried.status_code == 200
     assert _stored(fault_database, "SELECT title, version FROM tasks") == [("in time", 2)]
+
+
+def test_a_missing_column_is_a_500_with_a_log_line_that_names_it(fault_database, start_service):
+    service = start_service(fault_database)
+    task = _create(service, "kept")
+    run_sql(fault_database, "ALTER TABLE tasks RENAME COLUMN description TO notes")
+
+    changed = httpx2.put(
+        f"{service.base_url}/api/alice/tasks/{task['id']}",
+        json={"title": "Secret rename zq4"},
+        headers=ALICE,
+    )
+    ready = httpx2.get(f"{service.base_url}/ready")
+
+    body = assert_problem(changed, 500)
+    assert set(body) == {"type", "title", "status", "detail", "request_id"}
+    assert "description" not in changed.text
+    [fault] = logged(service, "database.fault")
+    assert (fault["level"], fault["reason"], fault["sqlstate"]) == ("error", "fault", "42703")
+    assert fault["error"] == "UndefinedColumn"
+    assert "description" in fault["message"]
+    assert fault["request_id"] == changed.headers["x-request-id"]
+    assert "Secret rename zq4" not in service.logs()
+    # Nothing changed, and /ready (which checks the revision, not every column) still answers.
+    assert _stored(fault_database, "SELECT title, version FROM tasks") == [("kept", 1)]
+    assert ready.status_code == 200
 
 
 def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(fault_database, start_service):

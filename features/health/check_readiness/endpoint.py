@@ -1,8 +1,11 @@
 from fastapi import APIRouter, Request
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from features.health.check_readiness.query import find_schema_revision
 from features.health.check_readiness.schemas import CheckReadinessResponse
-from shared.db import DbSession, SchemaNotReadyError
+from shared.db import DatabaseNotReadyError, SchemaNotReadyError
 
 router = APIRouter()
 
@@ -13,19 +16,28 @@ router = APIRouter()
     tags=["operations"],
     responses={
         503: {
-            "description": "The database is unreachable, or not yet at this code's schema; "
-            "retry after `Retry-After` seconds.",
+            "description": "The database is unreachable or failing, or not yet at this code's "
+            "schema; retry after `Retry-After` seconds.",
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
         }
     },
 )
-async def check_readiness(request: Request, session: DbSession) -> CheckReadinessResponse:
+async def check_readiness(request: Request) -> CheckReadinessResponse:
     """Answer 200 when the database answers and holds the schema this code expects, else 503."""
     expected: str = request.app.state.schema_revision
-    found = await find_schema_revision(session)
-    if found != expected:
-        raise SchemaNotReadyError(
-            f"The database schema is at revision {found or 'none'}, not {expected}; "
-            "it needs migrating (uv run main.py migrate)."
-        )
+    # Its own session rather than the request's DbSession, whose failures (while connecting,
+    # say) would be answered as any request's: a probe hears 503 whatever the database did.
+    session_factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+    try:
+        if not request.app.state.schema_ready:
+            raise SchemaNotReadyError
+        async with session_factory() as session:
+            found = await find_schema_revision(session)
+        if found != expected:
+            raise SchemaNotReadyError(
+                f"The database schema is at revision {found or 'none'}, not {expected}; "
+                "it needs migrating (uv run main.py migrate)."
+            )
+    except (SQLAlchemyError, SchemaNotReadyError) as error:
+        raise DatabaseNotReadyError from error
     return CheckReadinessResponse(schema_revision=found)
