@@ -1,6 +1,7 @@
 """The statement timeout through a real PgBouncer: set per transaction behind a transaction
 pooler, and never silently lost when a pooler drops the startup option that carries it."""
 
+import asyncio
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +11,8 @@ import httpx2
 from sqlalchemy import Engine, text
 
 from migrations import upgrade_database
+from shared.config import Settings
+from shared.db import create_engine, reads_need_no_transaction
 from tests.factories import TaskFactory
 from tests.faults.conftest import bearer
 from tests.support import assert_problem, stored_task
@@ -107,3 +110,37 @@ def test_without_db_pooler_a_transaction_pooler_refuses_the_timeout_option(
 
     assert_problem(httpx2.get(f"{service.base_url}/ready"), 503)
     assert "unsupported startup parameter: options" in bouncer.logs()
+
+
+def test_after_the_timeout_was_found_dropped_the_engine_treats_the_pooler_as_transactional(
+    direct_url, start_pgbouncer
+):
+    bouncer = start_pgbouncer(pool_mode="transaction", ignore_startup_parameters="options")
+    settings = Settings(
+        _env_file=None,
+        database_url=bouncer.url(direct_url),
+        db_pooler="none",
+        db_statement_timeout_seconds=TIMEOUT_SECONDS,
+    )
+
+    async def inspect() -> tuple[bool, bool, object, str]:
+        engine = create_engine(settings)
+        try:
+            before = reads_need_no_transaction(engine)
+            async with engine.connect() as connection:
+                raw = await connection.get_raw_connection()
+                in_force = (await connection.exec_driver_sql("SHOW statement_timeout")).scalar()
+                return (
+                    before,
+                    reads_need_no_transaction(engine),
+                    raw.driver_connection.prepare_threshold,
+                    in_force,
+                )
+        finally:
+            await engine.dispose()
+
+    before, after, prepare_threshold, in_force = asyncio.run(inspect())
+
+    assert (before, after) == (True, False)
+    assert prepare_threshold is None  # psycopg's default is 5: prepared statements are off
+    assert in_force == f"{TIMEOUT_SECONDS}s"  # the transaction's own SET LOCAL
