@@ -34,10 +34,10 @@ from shared.cors import documented_cors
 from shared.db import (
     DatabaseUrlError,
     async_database_url,
+    connection_plan,
     create_engine,
     create_session_factory,
     purge_expired_idempotency_keys,
-    reads_need_no_transaction,
 )
 from shared.db_failures import log_database_failure
 from shared.docs import install_documentation
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             database=engine.url.render_as_string(hide_password=True),
             shared_secret_tokens=verifier.shared_secret is not None,
             jwks_url=verifier.public_keys.key_set.url if verifier.public_keys else None,
+            **connection_plan(settings).log_fields(),
         )
         upkeep = asyncio.create_task(_keep_the_database(app, settings))
         yield
@@ -102,7 +103,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.schema_revision = head_revision()
     # Until the start-up migration has run, requests that need the database get a 503.
     app.state.schema_ready = not settings.migrate_on_start
-    app.state.reads_need_no_transaction = reads_need_no_transaction(settings)
 
     install_problem_handlers(app)
     for router in PUBLIC_ROUTERS:

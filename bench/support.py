@@ -2,7 +2,9 @@
 production runs it."""
 
 import argparse
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -10,10 +12,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.engine import make_url
 
 from migrations import upgrade_database
@@ -21,6 +24,7 @@ from shared.config import Settings
 from shared.db import sync_database_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+WORKLOAD_SCRIPT = Path(__file__).resolve().parent / "workload.lua"
 
 
 def free_port() -> int:
@@ -46,8 +50,12 @@ def fresh_database(admin_url: str, purpose: str) -> Iterator[str]:
         admin.dispose()
 
 
+# Generous: on a busy machine a worker's `import main` alone has taken over 20 s.
+START_SECONDS = 120
+
+
 def wait_until_up(url: str, process: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"{what} exited with {process.returncode}")
@@ -128,3 +136,97 @@ def add_postgres_url_argument(parser: argparse.ArgumentParser) -> None:
         ),
         help="a PostgreSQL server's maintenance database, to create the bench databases",
     )
+
+
+def require_wrk() -> None:
+    if shutil.which("wrk") is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        # A fresh machine of this kind: wrk comes from Debian's packages.
+        print("installing wrk (apt-get install wrk)", file=sys.stderr)
+        installed = subprocess.run(["apt-get", "install", "-y", "wrk"], check=False)
+        if installed.returncode != 0:
+            subprocess.run(["apt-get", "update"], check=True)
+            subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+
+
+@dataclass(frozen=True)
+class WrkRun:
+    service: str
+    workload: str
+    connections: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    failures: int
+
+
+def run_wrk(
+    base: str, service: str, workload: str, connections: int, duration: int, data: Path
+) -> WrkRun:
+    """One wrk run of workload.lua (`service`: its flavor, "ours" or "postgrest"; `data`: the
+    Lua file of people, tokens and tasks it reads). A non-2xx answer counts as a failure."""
+    threads = 2
+    completed = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(WORKLOAD_SCRIPT),
+            base,
+            "--",
+            "postgrest" if service == "postgrest" else "ours",
+            workload,
+        ],
+        env={**os.environ, "BENCH_DATA": str(data), "BENCH_THREADS": str(threads)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    figures = json.loads(completed.stdout.strip().splitlines()[-1])
+    failures = figures["errors"] + figures["socket_errors"] + figures["deletions_exhausted"]
+    if failures:
+        print(
+            f"  {service} {workload} c={connections}: {failures} failed requests "
+            f"{completed.stderr.strip()[:400]}",
+            file=sys.stderr,
+        )
+    return WrkRun(
+        service,
+        workload,
+        connections,
+        figures["rps"],
+        figures["p50_ms"],
+        figures["p99_ms"],
+        failures,
+    )
+
+
+def seed_people(connection: Connection, people: list[str], tasks_each: int) -> dict[str, list[int]]:
+    """These people, each with `tasks_each` tasks (a third of them done); their task ids."""
+    connection.execute(
+        text(
+            "INSERT INTO users (id, created_at) "
+            "SELECT id, now() FROM unnest(CAST(:ids AS text[])) AS id"
+        ),
+        {"ids": people},
+    )
+    rows = connection.execute(
+        text(
+            """INSERT INTO tasks (user_id, title, description, completed, created_at, updated_at)
+               SELECT person, 'task ' || n, 'notes for task ' || n, n % 3 = 0,
+                      now() - n * interval '1 minute', now() - n * interval '1 minute'
+                 FROM unnest(CAST(:ids AS text[])) AS person,
+                      generate_series(1, :count) AS n
+               RETURNING user_id, id"""
+        ),
+        {"ids": people, "count": tasks_each},
+    )
+    tasks: dict[str, list[int]] = {}
+    for user_id, task_id in rows:
+        tasks.setdefault(user_id, []).append(task_id)
+    return tasks

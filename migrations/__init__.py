@@ -8,7 +8,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.engine import URL
 
 from shared.db import sync_database_url
 
@@ -55,14 +56,24 @@ def _file_lock(database_path: str) -> Iterator[None]:
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
+def migration_engine(url: URL) -> Engine:
+    """An engine for migrating: on PostgreSQL one that works through any pooler, transaction
+    mode included (no startup options, no server-side prepared statements, which such a pooler
+    would leave on its server connection for another client to collide with)."""
+    if url.get_backend_name() == "postgresql":
+        return create_engine(url, connect_args={"prepare_threshold": None})
+    return create_engine(url)
+
+
 def upgrade_database(raw_url: str) -> None:
     """Bring the database to the latest revision; safe when several processes start at once.
 
-    PostgreSQL: the upgrade runs in one transaction holding an advisory lock, so a second process
-    waits, then finds the schema current. SQLite: a lock file beside the database does the same.
+    PostgreSQL: the upgrade runs in one transaction holding an advisory lock (so a transaction
+    pooler keeps it on one server connection), so a second process waits, then finds the schema
+    current. SQLite: a lock file beside the database does the same.
     """
     url = sync_database_url(raw_url)
-    engine = create_engine(url)
+    engine = migration_engine(url)
     try:
         if url.get_backend_name() == "postgresql":
             with engine.begin() as connection:

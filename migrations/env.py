@@ -1,11 +1,11 @@
 """Alembic's entry point: runs on the connection `upgrade_database` passes, or on DATABASE_URL."""
 
 from alembic import context
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
 import shared.db  # noqa: F401  (registers the tables on SQLModel.metadata)
-from migrations import schema_object_filter
+from migrations import migration_engine, schema_object_filter
 from shared.config import Settings
 from shared.db import sync_database_url
 
@@ -30,7 +30,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_engine(sync_database_url(Settings().database_url_or_default))
+    engine = migration_engine(sync_database_url(Settings().database_url_or_default))
     try:
         with engine.begin() as own_connection:
             _run(own_connection)

@@ -24,6 +24,19 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
+class DbPooler(StrEnum):
+    """What the PostgreSQL connection goes through (`DB_POOLER`)."""
+
+    # `transaction` for the pooler host names of Neon (`-pooler.`) and Supabase
+    # (`pooler.supabase.com`), `none` for any other host.
+    AUTO = "auto"
+    # Straight to PostgreSQL, or a pooler in session mode: one server connection per client.
+    NONE = "none"
+    # A transaction-mode pooler (PgBouncer, Supavisor, Neon's): each transaction may run on
+    # another server connection, so nothing may outlive a transaction.
+    TRANSACTION = "transaction"
+
+
 def _comma_separated(value: object) -> object:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -53,6 +66,12 @@ class Settings(BaseSettings):
     # A statement running longer is cancelled by PostgreSQL and answered 503, so one slow query
     # or a lock held elsewhere cannot hold a connection (and a client) indefinitely. 0: no limit.
     db_statement_timeout_seconds: float = Field(default=10.0, ge=0, le=3600)
+    db_pooler: DbPooler = DbPooler.AUTO
+    # Server-side prepared statements (psycopg prepares a statement after its fifth use). Unset:
+    # on for a direct connection, off behind a transaction pooler, where they reach another
+    # client's server connection unless the pooler tracks them (PgBouncer 1.21+ with
+    # `max_prepared_statements`, as Neon's does): true says it does; false: off everywhere.
+    db_prepared_statements: bool | None = None
     # Without it a database host that drops packets makes each new connection wait minutes.
     db_connect_timeout_seconds: int = Field(default=5, ge=2, le=300)
     migrate_on_start: bool = True
@@ -122,12 +141,18 @@ class Settings(BaseSettings):
         "better_auth_url",
         "better_auth_jwks_url",
         "log_format",
+        "db_prepared_statements",
         mode="before",
     )
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         # `.env.example` lists every variable, many left empty: empty means "use the default".
         return None if value == "" else value
+
+    @field_validator("db_pooler", mode="before")
+    @classmethod
+    def _any_case_pooler(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

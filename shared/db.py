@@ -1,10 +1,13 @@
 """The database: the tables, the engine, and the per-request session that owns the transaction."""
 
 import re
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import structlog
 from fastapi import Depends, Header, Request
 from pydantic import AfterValidator, WithJsonSchema
 from pydantic import Field as PydanticField
@@ -20,14 +23,16 @@ from sqlalchemy import (
     delete,
     event,
 )
-from sqlalchemy.engine import URL, Dialect, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.config import Settings
+from shared.config import DbPooler, Settings
+
+log = structlog.get_logger()
 
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 1000
@@ -245,6 +250,61 @@ def _begin_immediately(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+NEON_POOLER_HOST_MARK = "-pooler."
+SUPABASE_POOLER_HOST_SUFFIX = "pooler.supabase.com"
+
+
+@dataclass(frozen=True)
+class ConnectionPlan:
+    """What the PostgreSQL connection goes through, and what that allows; each with its why."""
+
+    pooler: DbPooler  # `none` or `transaction`, never `auto`
+    pooler_reason: str
+    prepared_statements: bool
+    prepared_statements_reason: str
+
+    def log_fields(self) -> dict[str, object]:
+        return {
+            "database_pooler": self.pooler.value,
+            "database_pooler_reason": self.pooler_reason,
+            "prepared_statements": self.prepared_statements,
+            "prepared_statements_reason": self.prepared_statements_reason,
+        }
+
+
+def connection_plan(settings: Settings) -> ConnectionPlan:
+    """`DB_POOLER` and `DB_PREPARED_STATEMENTS` resolved against the database URL."""
+    url = async_database_url(settings.database_url_or_default)
+    if url.get_backend_name() == "sqlite":
+        return ConnectionPlan(DbPooler.NONE, "SQLite file", False, "SQLite file")
+    host = (url.host or "").lower()
+    if settings.db_pooler is not DbPooler.AUTO:
+        pooler, pooler_reason = settings.db_pooler, "DB_POOLER set explicitly"
+    elif NEON_POOLER_HOST_MARK in host:
+        pooler, pooler_reason = DbPooler.TRANSACTION, "host name matched Neon's pooler (-pooler.)"
+    elif host.endswith(SUPABASE_POOLER_HOST_SUFFIX):
+        pooler = DbPooler.TRANSACTION
+        pooler_reason = f"host name matched Supabase's pooler ({SUPABASE_POOLER_HOST_SUFFIX})"
+    else:
+        pooler, pooler_reason = DbPooler.NONE, "default: the host name is no known pooler's"
+    if settings.db_prepared_statements is not None:
+        prepared = settings.db_prepared_statements
+        prepared_reason = f"DB_PREPARED_STATEMENTS={str(prepared).lower()}"
+    elif pooler is DbPooler.TRANSACTION:
+        prepared = False
+        prepared_reason = (
+            "off behind a transaction pooler (DB_PREPARED_STATEMENTS=true if it tracks them)"
+        )
+    else:
+        prepared, prepared_reason = True, "on for a direct connection (after 5 uses)"
+    return ConnectionPlan(pooler, pooler_reason, prepared, prepared_reason)
+
+
+# Engines whose statement timeout is set by `SET LOCAL` in each transaction rather than once per
+# connection: behind a transaction pooler, or where the startup option was found dropped.
+_timeout_per_transaction: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = async_database_url(settings.database_url_or_default)
     if url.get_backend_name() == "sqlite":
@@ -252,15 +312,21 @@ def create_engine(settings: Settings) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _enable_sqlite_integrity)
         event.listen(engine.sync_engine, "begin", _begin_immediately)
         return engine
+    plan = connection_plan(settings)
+    # application_name is one of the few startup parameters a pooler passes on (PgBouncer keeps
+    # it per client); `options` is refused by one ("unsupported startup parameter").
     connect_args: dict[str, Any] = {
         "application_name": "tasks-api",
         "connect_timeout": settings.db_connect_timeout_seconds,
     }
+    if not plan.prepared_statements:
+        # psycopg prepares a statement on the server after its fifth use. Behind a pooler that
+        # does not track them, the next transaction may run on a server connection where that
+        # name is missing or is another client's statement: errors, or the wrong statement.
+        connect_args["prepare_threshold"] = None
     timeout_ms = round(settings.db_statement_timeout_seconds * 1000)
-    # A transaction-mode pooler refuses startup options and would not keep a session's SET for
-    # our next transaction; there each transaction sets its own limit.
-    behind_pooler = _behind_transaction_pooler(url)
-    if timeout_ms and not behind_pooler:
+    per_transaction = plan.pooler is DbPooler.TRANSACTION
+    if timeout_ms and not per_transaction:
         given = url.query.get("options")
         connect_args["options"] = " ".join(
             filter(
@@ -281,26 +347,73 @@ def create_engine(settings: Settings) -> AsyncEngine:
         hide_parameters=True,
         connect_args=connect_args,
     )
-    if timeout_ms and behind_pooler:
+    if not timeout_ms:
+        return engine
+    if per_transaction:
+        _timeout_per_transaction.add(engine.sync_engine)
+    else:
+        event.listen(
+            engine.sync_engine,
+            "connect",
+            _check_the_timeout_arrived(
+                engine.sync_engine,
+                timeout_ms,
+                prepared_by_default=plan.prepared_statements
+                and settings.db_prepared_statements is None,
+            ),
+        )
 
-        def limit_this_transaction(connection: Any) -> None:
+    def limit_this_transaction(connection: Connection) -> None:
+        # A transaction-mode pooler would not keep a session's SET for our next transaction,
+        # and hands a SET made outside one to whichever client comes next.
+        if connection.engine in _timeout_per_transaction:
             connection.exec_driver_sql(f"SET LOCAL statement_timeout = {timeout_ms}")
 
-        event.listen(engine.sync_engine, "begin", limit_this_transaction)
+    event.listen(engine.sync_engine, "begin", limit_this_transaction)
     return engine
 
 
-def reads_need_no_transaction(settings: Settings) -> bool:
+def _check_the_timeout_arrived(
+    engine: Engine, timeout_ms: int, *, prepared_by_default: bool
+) -> Callable[[Any, Any], None]:
+    """A `connect` hook: the statement timeout sent as a startup option must be in force. A
+    pooler told to ignore that option (`ignore_startup_parameters = options`) drops it without
+    an error; then the engine sets it per transaction instead, and says so."""
+
+    def check(dbapi_connection: Any, record: Any) -> None:
+        if engine not in _timeout_per_transaction:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT setting FROM pg_settings WHERE name = 'statement_timeout'")
+            in_force = int(cursor.fetchone()[0])
+            cursor.close()
+            dbapi_connection.rollback()
+            if in_force == timeout_ms:
+                return
+            _timeout_per_transaction.add(engine)
+            log.warning(
+                "database.statement_timeout_dropped",
+                asked_ms=timeout_ms,
+                in_force_ms=in_force,
+                hint="something between here and PostgreSQL (a pooler ignoring the `options` "
+                "startup parameter?) dropped the statement timeout; it is now set per "
+                "transaction and prepared statements are off unless DB_PREPARED_STATEMENTS=true. "
+                "Behind a transaction pooler, set DB_POOLER=transaction",
+            )
+        if prepared_by_default:
+            # Most likely a transaction pooler: treat it as one.
+            record.driver_connection.prepare_threshold = None
+
+    return check
+
+
+def reads_need_no_transaction(engine: AsyncEngine) -> bool:
     """Whether GET requests may run their statement outside a transaction (PostgreSQL, where a
-    statement is atomic and sees one snapshot by itself). Behind a pooler the statement time
-    limit is set per transaction, so reads keep theirs."""
-    url = async_database_url(settings.database_url_or_default)
-    return url.get_backend_name() == "postgresql" and not _behind_transaction_pooler(url)
-
-
-def _behind_transaction_pooler(url: URL) -> bool:
-    # Neon's pooled endpoints are the hosts named "<endpoint>-pooler.<region>...".
-    return "-pooler." in (url.host or "")
+    statement is atomic and sees one snapshot by itself). Where the statement time limit is set
+    per transaction (behind a transaction pooler), reads keep their transaction, and their limit.
+    """
+    return (
+        engine.dialect.name == "postgresql" and engine.sync_engine not in _timeout_per_transaction
+    )
 
 
 def _statement_timeout(milliseconds: int) -> str:
@@ -326,9 +439,14 @@ async def _session_for_request(request: Request) -> AsyncIterator[AsyncSession]:
         raise SchemaNotReadyError
     session_factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
     async with session_factory() as session:
-        if request.method in _READ_METHODS and request.app.state.reads_need_no_transaction:
+        engine: AsyncEngine = request.app.state.engine
+        if request.method in _READ_METHODS and reads_need_no_transaction(engine):
             # One statement needs no BEGIN and COMMIT around it: two round trips fewer.
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            if not reads_need_no_transaction(engine):
+                # This very connection found the statement timeout dropped: the read gets a
+                # transaction (and its time limit) on the next connection instead.
+                await session.close()
         try:
             yield session
         except BaseException:
@@ -342,7 +460,8 @@ _READ_METHODS = frozenset({"GET", "HEAD"})
 DbSession = Annotated[AsyncSession, Depends(_session_for_request, scope="function")]
 """The request's session. It commits after the handler returns and before the response is
 sent (so a failed commit is never reported as success), rolls back on error, always closes.
-On PostgreSQL a GET runs without a transaction: its one statement is atomic by itself."""
+On PostgreSQL a GET runs without a transaction (its one statement is atomic by itself), except
+where the statement timeout must be set per transaction (behind a transaction pooler)."""
 
 
 # A task's version is its entity tag (RFC 9110): it changes whenever the task changes. A list

@@ -1,4 +1,6 @@
 """The whole suite runs twice: against a fresh PostgreSQL database and against a SQLite file.
+The contract tests (`tests/features/`) run a third time with the app connecting through a real
+PgBouncer in transaction mode (`DB_POOLER=transaction`), factories and checks going direct.
 
 PostgreSQL comes from TASKS_TEST_POSTGRES_URL (default: the local server as `postgres`); when it
 cannot be reached those runs skip, unless TASKS_TEST_REQUIRE_POSTGRES=1 (set by CI) makes that a
@@ -11,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +30,7 @@ from shared.config import Settings
 from shared.db import IdempotencyKey, Task, User, sync_database_url
 from shared.tokens import mint_token
 from tests import factories
+from tests.topology.pgbouncer.server import PgBouncer, running_pgbouncer
 
 # Whatever a developer's shell or .env says must not leak into the settings under test.
 for _name in Settings.model_fields:
@@ -37,13 +41,33 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "TASKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_POSTGRES = os.environ.get("TASKS_TEST_REQUIRE_POSTGRES") == "1"
+FEATURE_TESTS = Path(__file__).resolve().parent / "features"
+# The contract's tests also run through a transaction pooler; the others need not, so that the
+# suite's time does not grow by half.
+THROUGH_PGBOUNCER = "pgbouncer"
 
 
 @dataclass(frozen=True)
 class DatabaseUnderTest:
     backend: str
-    url: str
-    engine: Engine
+    url: str  # what the app connects to
+    engine: Engine  # straight to the database: for factories and for checking what was stored
+    pooler: str = "auto"  # the app's DB_POOLER
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def beside_the_contract(item: pytest.Item) -> bool:
+        callspec = getattr(item, "callspec", None)
+        return (
+            callspec is not None
+            and callspec.params.get("database") == THROUGH_PGBOUNCER
+            and not item.path.is_relative_to(FEATURE_TESTS)
+        )
+
+    left_out = [item for item in items if beside_the_contract(item)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not beside_the_contract(item)]
 
 
 @pytest.fixture(scope="session")
@@ -86,6 +110,24 @@ def _postgres_database(admin: Engine) -> Iterator[DatabaseUnderTest]:
             engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def suite_pgbouncer(postgres_admin: Engine) -> Iterator[PgBouncer]:
+    """A PgBouncer in transaction mode in front of the suite's PostgreSQL server."""
+    with running_pgbouncer(POSTGRES_ADMIN_URL, pool_mode="transaction") as bouncer:
+        yield bouncer
+
+
+def _pgbouncer_database(admin: Engine, bouncer: PgBouncer) -> Iterator[DatabaseUnderTest]:
+    with empty_postgres_database(admin) as direct_url:
+        pooled_url = bouncer.url(direct_url)
+        upgrade_database(pooled_url)  # migrations, too, work through the pooler
+        engine = create_engine(sync_database_url(direct_url))
+        try:
+            yield DatabaseUnderTest("postgresql", pooled_url, engine, pooler="transaction")
+        finally:
+            engine.dispose()
+
+
 def _sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseUnderTest]:
     url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'tasks.db'}"
     upgrade_database(url)
@@ -101,12 +143,16 @@ def _sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Datab
         engine.dispose()
 
 
-@pytest.fixture(scope="session", params=["postgresql", "sqlite"])
+@pytest.fixture(scope="session", params=["postgresql", "sqlite", THROUGH_PGBOUNCER])
 def database(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DatabaseUnderTest]:
     if request.param == "postgresql":
         yield from _postgres_database(request.getfixturevalue("postgres_admin"))
+    elif request.param == THROUGH_PGBOUNCER:
+        yield from _pgbouncer_database(
+            request.getfixturevalue("postgres_admin"), request.getfixturevalue("suite_pgbouncer")
+        )
     else:
         yield from _sqlite_database(tmp_path_factory)
 
@@ -116,6 +162,7 @@ def settings(database: DatabaseUnderTest) -> Settings:
     return Settings(
         _env_file=None,
         database_url=database.url,
+        db_pooler=database.pooler,
         better_auth_secret=TEST_SECRET,
         migrate_on_start=False,
     )

@@ -1,6 +1,7 @@
 """The service as production runs it: `python main.py` in a process of its own, on a free port,
 for the tests that need a real HTTP server (signals, raw sockets, the HTTP parser's limits)."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -65,6 +66,8 @@ def running_service(workdir: Path, **settings: str) -> Iterator[Service]:
             env=environment,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            # A group of its own: killing it kills the workers too, never orphaning them.
+            start_new_session=True,
         )
     service = Service(f"http://127.0.0.1:{port}", port, process, log_path, environment)
     try:
@@ -85,3 +88,5 @@ def running_service(workdir: Path, **settings: str) -> Iterator[Service]:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)

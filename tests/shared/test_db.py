@@ -206,17 +206,74 @@ def test_expired_idempotency_keys_are_purged_and_live_ones_kept(settings, db):
     assert db.scalars(select(IdempotencyKey.key)).all() == ["live"]
 
 
+NEON_DIRECT = "postgresql://u:p@ep-cool-123.us-east-2.aws.neon.tech/db?sslmode=require"
+NEON_POOLED = "postgresql://u:p@ep-cool-123-pooler.us-east-2.aws.neon.tech/db?sslmode=require"
+SUPABASE_POOLED = "postgresql://postgres.ref:p@aws-0-eu-central-1.pooler.supabase.com:6543/postgres"
+SELF_HOSTED = "postgresql://u:p@pgbouncer.internal:6432/db"
+
+
 @pytest.mark.parametrize(
-    ("database_url", "expected"),
+    ("database_url", "pooler", "expected"),
     [
-        ("postgresql://u:p@ep-cool-123.us-east-2.aws.neon.tech/db", True),
-        ("postgresql://u:p@127.0.0.1:5432/db", True),
-        # Behind Neon's pooler the statement timeout is set per transaction, so reads keep one.
-        ("postgresql://u:p@ep-cool-123-pooler.us-east-2.aws.neon.tech/db", False),
-        ("sqlite:///tasks.db", False),
+        (NEON_DIRECT, "auto", ("none", "default: the host name is no known pooler's", True)),
+        (NEON_POOLED, "auto", ("transaction", "host name matched Neon's pooler (-pooler.)", False)),
+        (
+            SUPABASE_POOLED,
+            "auto",
+            ("transaction", "host name matched Supabase's pooler (pooler.supabase.com)", False),
+        ),
+        (SELF_HOSTED, "auto", ("none", "default: the host name is no known pooler's", True)),
+        (SELF_HOSTED, "TRANSACTION", ("transaction", "DB_POOLER set explicitly", False)),
+        (NEON_POOLED, "none", ("none", "DB_POOLER set explicitly", True)),
     ],
 )
-def test_reads_skip_the_transaction_only_where_it_is_safe(database_url, expected):
-    settings = shared.db.Settings(_env_file=None, database_url=database_url)
+def test_the_pooler_is_what_db_pooler_says_or_a_known_pooler_host(database_url, pooler, expected):
+    settings = shared.db.Settings(_env_file=None, database_url=database_url, db_pooler=pooler)
 
-    assert shared.db.reads_need_no_transaction(settings) is expected
+    plan = shared.db.connection_plan(settings)
+
+    assert (plan.pooler.value, plan.pooler_reason, plan.prepared_statements) == expected
+
+
+@pytest.mark.parametrize(
+    ("database_url", "setting", "expected"),
+    [
+        (SELF_HOSTED, "true", (True, "DB_PREPARED_STATEMENTS=true")),
+        (NEON_POOLED, "true", (True, "DB_PREPARED_STATEMENTS=true")),
+        (NEON_DIRECT, "false", (False, "DB_PREPARED_STATEMENTS=false")),
+        (NEON_DIRECT, "", (True, "on for a direct connection (after 5 uses)")),
+    ],
+)
+def test_prepared_statements_follow_the_setting_when_given(database_url, setting, expected):
+    settings = shared.db.Settings(
+        _env_file=None, database_url=database_url, db_pooler="auto", db_prepared_statements=setting
+    )
+
+    plan = shared.db.connection_plan(settings)
+
+    assert (plan.prepared_statements, plan.prepared_statements_reason) == expected
+
+
+def test_an_unknown_pooler_mode_is_refused():
+    with pytest.raises(ValueError, match="db_pooler"):
+        shared.db.Settings(_env_file=None, db_pooler="session")
+
+
+@pytest.mark.parametrize(
+    ("database_url", "settings", "expected"),
+    [
+        (NEON_DIRECT, {}, True),
+        ("postgresql://u:p@127.0.0.1:5432/db", {}, True),
+        # Behind a transaction pooler the statement timeout is set per transaction, so reads
+        # keep one.
+        (NEON_POOLED, {}, False),
+        (SELF_HOSTED, {"db_pooler": "transaction"}, False),
+        (SELF_HOSTED, {"db_pooler": "transaction", "db_statement_timeout_seconds": 0}, True),
+        ("sqlite:///tasks.db", {}, False),
+    ],
+)
+def test_reads_skip_the_transaction_only_where_it_is_safe(database_url, settings, expected):
+    settings = shared.db.Settings(_env_file=None, database_url=database_url, **settings)
+    engine = shared.db.create_engine(settings)
+
+    assert shared.db.reads_need_no_transaction(engine) is expected

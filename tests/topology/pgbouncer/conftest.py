@@ -1,0 +1,86 @@
+"""The service through a real PgBouncer: a fresh database on the suite's PostgreSQL server, a
+PgBouncer of the test's own in front of it, and the real service process behind that. After
+each test the service's logs must hold no traceback, token or secret."""
+
+import contextlib
+import subprocess
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.orm import Session
+
+from shared.db import sync_database_url
+from tests import factories
+from tests.conftest import POSTGRES_ADMIN_URL, TEST_SECRET, empty_postgres_database
+from tests.service import Service, running_service
+from tests.topology.pgbouncer.server import PgBouncer, running_pgbouncer
+
+
+@pytest.fixture
+def direct_url(postgres_admin: Engine) -> Iterator[str]:
+    """A new, empty database (its direct URL); dropped after the test."""
+    with empty_postgres_database(postgres_admin) as url:
+        yield url
+
+
+@pytest.fixture
+def direct_engine(direct_url: str) -> Iterator[Engine]:
+    engine = create_engine(sync_database_url(direct_url))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def direct_db(direct_engine: Engine) -> Iterator[Session]:
+    """A session straight to the database, for factories and for checking what was stored."""
+    with Session(direct_engine, expire_on_commit=False) as session:
+        factories.bind(session)
+        yield session
+        factories.bind(None)
+
+
+@pytest.fixture
+def start_pgbouncer() -> Iterator[Callable[..., PgBouncer]]:
+    """Starts PgBouncers in front of the suite's server (see `running_pgbouncer`); all are
+    stopped after the test."""
+    started: list = []
+
+    def start(**options: object) -> PgBouncer:
+        context = running_pgbouncer(POSTGRES_ADMIN_URL, **options)  # type: ignore[arg-type]
+        started.append(context)
+        return context.__enter__()
+
+    yield start
+    for context in reversed(started):
+        context.__exit__(None, None, None)
+
+
+@pytest.fixture
+def start_service(tmp_path) -> Iterator[Callable[..., Service]]:
+    """Starts the real service (production settings) with extra settings; after the test its
+    logs must hold no token, no secret and (unless `tracebacks_expected`) no traceback."""
+    started: list = []
+
+    def start(database_url: str, *, tracebacks_expected: bool = False, **settings: str) -> Service:
+        production = {
+            "APP_ENV": "production",
+            "DATABASE_URL": database_url,
+            "BETTER_AUTH_SECRET": TEST_SECRET,
+            "MIGRATE_ON_START": "false",
+        }
+        context = running_service(tmp_path, **{**production, **settings})
+        service = context.__enter__()
+        started.append((context, service, tracebacks_expected))
+        return service
+
+    yield start
+    for context, service, tracebacks_expected in started:
+        # SIGTERM, so that the workers stop with their parent (a SIGKILL would orphan them).
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            service.stop(timeout=60)
+        logs = service.logs()
+        context.__exit__(None, None, None)
+        assert TEST_SECRET not in logs
+        assert "eyJ" not in logs  # the start of every JWT's header
+        assert tracebacks_expected or "Traceback" not in logs, logs
