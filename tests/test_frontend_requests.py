@@ -3,14 +3,19 @@
 Each test replays a request shape seen in public Phase II frontends: a fetch wrapper that sets
 `Content-Type: application/json` on every request, a form that posts every field it has
 (`due_date: null`, `user_id` of the signed-in person), an edit form that sends back the task it
-received, a kanban board that PUTs `{completed}` alone, and a toggle button with no body or `{}`.
+received, a kanban board that PUTs `{completed}` alone, a toggle button with no body or `{}`,
+and a list page that never follows `Link`.
 Each asserts the status, the body and the rows.
 """
 
-import pytest
+from datetime import timedelta
 
-from shared.db import Task
-from tests.factories import TaskFactory
+import factory
+import pytest
+from sqlalchemy import insert
+
+from shared.db import Task, utc_now
+from tests.factories import TaskFactory, UserFactory
 from tests.support import assert_problem, assert_task_matches, stored_task, task_count
 
 LIST = "/api/alice/tasks"
@@ -187,6 +192,28 @@ def test_an_empty_put_changes_nothing_and_answers_the_task(client, db, fetch_hea
     stored = stored_task(db, task.id)
     assert (stored.version, stored.updated_at) == (1, task.updated_at)
     assert_task_matches(response.json(), stored)
+
+
+def test_a_list_page_that_never_pages_sees_all_120_tasks(client, db, fetch_headers):
+    now = utc_now()
+    rows = factory.build_batch(
+        dict,
+        120,
+        FACTORY_CLASS=TaskFactory,
+        owner=UserFactory(id="alice"),
+        created_at=factory.Sequence(lambda n: now - timedelta(seconds=n)),
+    )
+    db.execute(insert(Task), rows)
+    db.commit()
+
+    response = client.get(LIST, headers=fetch_headers)
+
+    assert response.status_code == 200, response.text
+    assert len(response.json()) == 120
+    assert {task["user_id"] for task in response.json()} == {"alice"}
+    assert response.headers["x-total-count"] == "120"
+    assert "link" not in response.headers
+    assert task_count(db) == 120
 
 
 def test_every_invalid_field_is_named_with_its_reason_in_the_detail(client, db, fetch_headers):

@@ -241,3 +241,9 @@ def test_the_update_body_documents_omitted_and_null_fields(openapi):
     assert {"type": "null"} in fields["description"]["anyOf"]  # null clears it
     assert fields["completed"]["type"] == "boolean"
     assert all("default" not in fields[name] for name in ("title", "description", "completed"))
+
+
+def test_the_default_page_is_the_largest_page_a_thousand_tasks(openapi):
+    limit = _parameter_schema(openapi, "get", "/api/{user_id}/tasks", "limit")
+
+    assert (limit["default"], limit["maximum"], limit["minimum"]) == (1000, 1000, 1)
