@@ -8,14 +8,10 @@ and a list page that never follows `Link`.
 Each asserts the status, the body and the rows.
 """
 
-from datetime import timedelta
-
-import factory
 import pytest
-from sqlalchemy import insert
 
-from shared.db import Task, utc_now
-from tests.factories import TaskFactory, UserFactory
+from shared.db import Task
+from tests.factories import TaskFactory, UserFactory, insert_tasks
 from tests.support import assert_problem, assert_task_matches, stored_task, task_count
 
 LIST = "/api/alice/tasks"
@@ -195,16 +191,7 @@ def test_an_empty_put_changes_nothing_and_answers_the_task(client, db, fetch_hea
 
 
 def test_a_list_page_that_never_pages_sees_all_120_tasks(client, db, fetch_headers):
-    now = utc_now()
-    rows = factory.build_batch(
-        dict,
-        120,
-        FACTORY_CLASS=TaskFactory,
-        owner=UserFactory(id="alice"),
-        created_at=factory.Sequence(lambda n: now - timedelta(seconds=n)),
-    )
-    db.execute(insert(Task), rows)
-    db.commit()
+    insert_tasks(db, UserFactory(id="alice"), 120)
 
     response = client.get(LIST, headers=fetch_headers)
 

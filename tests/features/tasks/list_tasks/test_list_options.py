@@ -3,12 +3,10 @@
 import re
 from datetime import timedelta
 
-import factory
 import pytest
-from sqlalchemy import insert
 
-from shared.db import Task, utc_now
-from tests.factories import TaskFactory, UserFactory
+from shared.db import utc_now
+from tests.factories import TaskFactory, UserFactory, insert_tasks
 from tests.support import assert_problem
 
 LIST = "/api/alice/tasks"
@@ -170,23 +168,8 @@ def test_past_the_end_is_an_empty_page_that_still_counts(client, auth_headers, a
     assert response.headers["x-total-count"] == "3"
 
 
-def _add_tasks(db, owner, count: int) -> None:
-    # Many rows in one statement: factory-boy builds them, one INSERT stores them all.
-    now = utc_now()
-    rows = factory.build_batch(
-        dict,
-        count,
-        FACTORY_CLASS=TaskFactory,
-        owner=owner,
-        title=factory.Sequence(lambda n: f"task {n}"),
-        created_at=factory.Sequence(lambda n, now=now: now - timedelta(seconds=n)),
-    )
-    db.execute(insert(Task), rows)
-    db.commit()
-
-
 def test_the_default_page_holds_a_thousand_tasks(client, db, auth_headers, alice):
-    _add_tasks(db, alice, DEFAULT_PAGE + 1)
+    insert_tasks(db, alice, DEFAULT_PAGE + 1)
 
     response = client.get(LIST, headers=auth_headers("alice"))
 
@@ -197,7 +180,7 @@ def test_the_default_page_holds_a_thousand_tasks(client, db, auth_headers, alice
 
 
 def test_a_thousand_is_also_the_largest_page(client, db, auth_headers, alice):
-    _add_tasks(db, alice, 3)
+    insert_tasks(db, alice, 3)
 
     largest = client.get(LIST, params={"limit": 1000}, headers=auth_headers("alice"))
     too_large = client.get(LIST, params={"limit": 1001}, headers=auth_headers("alice"))
