@@ -6,8 +6,13 @@ other people's tasks do not slow it.
 It creates two PostgreSQL databases on the server (dropped afterwards) and serves each from its
 own instance of the service, under production settings, on loopback:
 
-- "alone": only the reader (10 tasks) and a person with 100 tasks;
+- "alone": only the reader (10 tasks) and a person with 1,000 tasks;
 - "crowded": the same two, a person with 100,000 tasks, and 1,000 others with 100 tasks each.
+
+The default page holds 1,000 tasks (every task of any realistic list). A page of 1,000 from a
+10-task list is 10 tasks, so the target compares the same page size: the 10-task list against
+the first 10 of the 100,000. The default page of 1,000, and a page of 20, are each compared
+with the same page from the 1,000-task list.
 
 It then requests first pages from both, round after round, alternating the order, and prints
 the median latency of each case across rounds and its ratio to the reader's list in the "alone"
@@ -60,50 +65,58 @@ class Case:
 
 
 SHORT_10 = "reader, 10 tasks, alone"
-SHORT_100 = "100 tasks, alone"
+SHORT_20 = "1,000 tasks, first 20, alone"
+SHORT_PAGE = "1,000 tasks, alone (default page)"
 TARGET = "100,000 tasks, first 10"
+PAGE = 1_000  # the default page size
+SHORT_LIST = 1_000
 # The target is TARGET against SHORT_10: the same page (10 tasks) of a 10-task list and of a
-# 100,000-task list. The rest compare pages of 100 likewise, show that other people's tasks
-# change nothing, and that a page deep in a long list costs what the first one does.
+# 100,000-task list. The rest compare pages of 20 and of the default 1,000 likewise, show that
+# other people's tasks change nothing, and that a page deep in a long list costs what the
+# first one does.
 CASES = [
     Case(SHORT_10, "alone", "reader", "", 10, 10, SHORT_10),
     Case(TARGET, "crowded", "heavy", "?limit=10", 10, LONG_LIST, SHORT_10),
-    Case("reader, 10 tasks, among 200,110 others'", "crowded", "reader", "", 10, 10, SHORT_10),
-    Case(SHORT_100, "alone", "hundred", "", 100, 100, SHORT_100),
-    Case("100,000 tasks, first 100 (default)", "crowded", "heavy", "", 100, LONG_LIST, SHORT_100),
+    Case("reader, 10 tasks, among 201,000 others'", "crowded", "reader", "", 10, 10, SHORT_10),
+    Case(SHORT_20, "alone", "thousand", "?limit=20", 20, SHORT_LIST, SHORT_20),
+    Case("100,000 tasks, first 20", "crowded", "heavy", "?limit=20", 20, LONG_LIST, SHORT_20),
+    Case(SHORT_PAGE, "alone", "thousand", "", PAGE, SHORT_LIST, SHORT_PAGE),
     Case(
-        "100,000 tasks, first 100 pending",
+        "100,000 tasks, first 1,000 (default)", "crowded", "heavy", "", PAGE, LONG_LIST, SHORT_PAGE
+    ),
+    Case(
+        "100,000 tasks, first 1,000 pending",
         "crowded",
         "heavy",
         "?status=pending",
-        100,
+        PAGE,
         LONG_LIST - LONG_LIST // 3,
-        SHORT_100,
+        SHORT_PAGE,
     ),
     Case(
-        "100,000 tasks, first 100 by title",
+        "100,000 tasks, first 1,000 by title",
         "crowded",
         "heavy",
         "?sort=title&order=asc",
-        100,
+        PAGE,
         LONG_LIST,
-        SHORT_100,
+        SHORT_PAGE,
     ),
     Case(
-        "100,000 tasks, 100 at 50,000 (cursor)",
+        "100,000 tasks, 1,000 at 50,000 (cursor)",
         "crowded",
         "heavy",
         "DEEP",
-        100,
+        PAGE,
         LONG_LIST,
-        SHORT_100,
+        SHORT_PAGE,
     ),
 ]
 
 
 def _seed(url: str, *, crowded: bool) -> None:
     """The people and their tasks, written by the database itself."""
-    people: list[tuple[str, int]] = [("reader", 10), ("hundred", 100)]
+    people: list[tuple[str, int]] = [("reader", 10), ("thousand", SHORT_LIST)]
     if crowded:
         people.append(("heavy", LONG_LIST))
         people += [(f"other-{n}", EACH_OTHER_PERSONS_TASKS) for n in range(OTHER_PEOPLE)]
@@ -163,7 +176,7 @@ def _settings(url: str) -> Settings:
 def _deep_cursor_query(base_url: str, token: str) -> str:
     """A cursor halfway down the long list, from the Link header of the page before it."""
     response = httpx2.get(
-        f"{base_url}/api/heavy/tasks?offset={LONG_LIST // 2 - 100}",
+        f"{base_url}/api/heavy/tasks?offset={LONG_LIST // 2 - PAGE}",
         headers={"Authorization": f"Bearer {token}"},
     )
     response.raise_for_status()
@@ -258,7 +271,7 @@ def main() -> None:
         settings = _settings(alone_url)
         tokens = {
             user_id: mint_token(settings, user_id, lifetime=timedelta(hours=2))
-            for user_id in ("reader", "hundred", "heavy")
+            for user_id in ("reader", "thousand", "heavy")
         }
         with (
             our_service(alone_url, SECRET) as (alone, _),

@@ -17,10 +17,10 @@ from starlette.types import Scope
 from shared.db import DatabaseNotReadyError, SchemaNotReadyError
 from shared.db_failures import DatabaseFailure, FailureKind, describe_database_failure
 from shared.methods import methods_at
+from shared.request_bodies import unknown_field_reason
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5
-READ_ONLY_FIELDS = frozenset({"id", "user_id", "created_at", "updated_at"})
 INTERNAL_ERROR_DETAIL = "The server failed to handle this request; it has been logged."
 
 log = structlog.get_logger()
@@ -80,36 +80,94 @@ def problem_response(
     )
 
 
+# Why a value was refused, in words a person reads after the field's name ("title: at most 200
+# characters"), for the error types this API's requests can raise. Any other type gets
+# Pydantic's own message, reworded the same way (`_reworded`).
+_REASONS = {
+    "missing": "required",
+    "string_too_long": "at most {max_length} characters",
+    "string_type": "must be a string",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "greater_than": "must be greater than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+}
+
+
+def _reworded(message: str) -> str:
+    for prefix, replacement in (
+        ("Value error, ", ""),
+        ("Input should be ", "must be "),
+        ("Input should ", "must "),
+        ("String should have ", "must have "),
+        ("String should ", "must "),
+    ):
+        if message.startswith(prefix):
+            message = replacement + message.removeprefix(prefix)
+            break
+    return message[:1].lower() + message[1:]
+
+
+def _reason(error_type: str, message: str, context: Mapping[str, Any], name: str) -> str:
+    if error_type == "extra_forbidden":
+        return unknown_field_reason(name)
+    if error_type == "string_too_short":
+        minimum = context.get("min_length", 1)
+        return "must not be empty" if minimum == 1 else f"at least {minimum} characters"
+    template = _REASONS.get(error_type)
+    if template is None:
+        return _reworded(message)
+    try:
+        return template.format(**context)
+    except (KeyError, IndexError):
+        return _reworded(message)
+
+
 def _field_error(error: Mapping[str, Any]) -> FieldError:
     location, *path = error["loc"] or ("body",)
     error_type = error["type"]
-    message = error["msg"]
+    context = error.get("ctx") or {}
+    whole_body = not path and location == "body"
     if error_type == "json_invalid":
         path = []
-        message = f"The body is not valid JSON: {error.get('ctx', {}).get('error', message)}"
-    elif error_type == "missing" and not path and location == "body":
-        message = "A JSON body is required"
-    elif error_type == "extra_forbidden":
-        name = str(path[-1]) if path else ""
-        message = (
-            "is set by the server and cannot be written"
-            if name in READ_ONLY_FIELDS
-            else "is not a field of this request"
-        )
-    elif error_type == "model_attributes_type" and not path and location == "body":
-        message = "The body must be a JSON object sent as application/json"
+        message = f"not valid JSON ({context.get('error', error['msg'])})"
+    elif error_type == "missing" and whole_body:
+        message = "a JSON object is required, sent as application/json"
+    elif error_type in {"model_attributes_type", "model_type", "dict_type"} and whole_body:
+        message = "must be a JSON object sent as application/json"
+    elif error_type.endswith("_type") and "input" in error and error["input"] is None:
+        message = "must not be null"  # the field may be omitted, but it has no null value
+    else:
+        message = _reason(error_type, error["msg"], context, str(path[-1]) if path else "")
     return FieldError(
         location=str(location),
-        field=".".join(str(part) for part in path) or None,
+        # A field named "" is still a field ("": 1 in a body), not the body as a whole.
+        field=".".join(str(part) for part in path) if path else None,
         message=message,
         type=error_type,
     )
 
 
+def _name_of(error: FieldError) -> str:
+    if error.field is None:
+        return error.location
+    return error.field or '""'
+
+
+def _one_sentence(errors: Sequence[FieldError]) -> str:
+    """Every invalid field with its reason, for a person: "title: at most 200 characters;
+    priority: not a field of this API"."""
+    parts = [f"{_name_of(error)}: {error.message}" for error in errors]
+    return "; ".join(dict.fromkeys(parts))
+
+
 async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
     errors = [_field_error(error) for error in exc.errors()]
-    names = ", ".join(sorted({e.field or e.location for e in errors}))
-    return problem_response(request.scope, 400, f"The request is invalid: {names}.", errors=errors)
+    return problem_response(request.scope, 400, _one_sentence(errors), errors=errors)
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:

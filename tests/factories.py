@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import factory
 from factory.alchemy import SQLAlchemyModelFactory
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from shared.db import IdempotencyKey, Task, User, utc_now
@@ -58,3 +59,19 @@ class IdempotencyKeyFactory(SQLAlchemyModelFactory):
     response_body = "{}"
     created_at = factory.LazyFunction(lambda: utc_now() - timedelta(hours=25))
     expires_at = factory.LazyFunction(lambda: utc_now() - timedelta(hours=1))
+
+
+def insert_tasks(session: Session, owner: User, count: int) -> None:
+    """`count` tasks of `owner`, newest first as numbered ("task 0" the newest), built by
+    TaskFactory and stored by one INSERT: a long list, quickly."""
+    now = utc_now()
+    rows = factory.build_batch(
+        dict,
+        count,
+        FACTORY_CLASS=TaskFactory,
+        owner=owner,
+        title=factory.Sequence(lambda n: f"task {n}"),
+        created_at=factory.Sequence(lambda n: now - timedelta(seconds=n)),
+    )
+    session.execute(insert(Task), rows)
+    session.commit()

@@ -203,3 +203,47 @@ def test_the_documented_search_text_is_the_one_the_app_accepts(openapi, client, 
 
     assert response.status_code in {200, 400}
     assert _documented_as_valid(schema, q) == (response.status_code == 200)
+
+
+SERVER_SET_FIELDS = {"id", "user_id", "created_at", "updated_at"}
+
+
+@pytest.mark.parametrize(
+    ("name", "own_fields", "required"),
+    [
+        ("CreateTaskRequest", {"title", "description", "completed"}, ["title"]),
+        ("UpdateTaskRequest", {"title", "description", "completed"}, None),
+        ("CompleteTaskRequest", {"completed"}, None),
+    ],
+)
+def test_each_request_body_says_what_it_takes_ignores_and_refuses(
+    openapi, name, own_fields, required
+):
+    schema = openapi["components"]["schemas"][name]
+
+    assert set(schema["properties"]) == own_fields | SERVER_SET_FIELDS
+    assert schema.get("required") == required
+    for field in SERVER_SET_FIELDS:
+        # Any value is accepted, and ignored: the schema says so and constrains nothing.
+        assert schema["properties"][field] == {
+            "description": schema["properties"]["id"]["description"]
+        }
+        assert "ignored" in schema["properties"][field]["description"]
+    # Fields it does not have are accepted only as null (and ignored); a value is a 400.
+    assert schema["additionalProperties"]["type"] == "null"
+    assert schema["description"]
+
+
+def test_the_update_body_documents_omitted_and_null_fields(openapi):
+    fields = openapi["components"]["schemas"]["UpdateTaskRequest"]["properties"]
+
+    assert fields["title"]["type"] == "string"  # never null: a task always has a title
+    assert {"type": "null"} in fields["description"]["anyOf"]  # null clears it
+    assert fields["completed"]["type"] == "boolean"
+    assert all("default" not in fields[name] for name in ("title", "description", "completed"))
+
+
+def test_the_default_page_is_the_largest_page_a_thousand_tasks(openapi):
+    limit = _parameter_schema(openapi, "get", "/api/{user_id}/tasks", "limit")
+
+    assert (limit["default"], limit["maximum"], limit["minimum"]) == (1000, 1000, 1)

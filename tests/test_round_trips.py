@@ -36,12 +36,28 @@ def test_each_operation_costs_one_statement(client, auth_headers, statements):
     assert first.status_code == 201
 
     task = TaskFactory(owner__id="alice")
+    received = client.get(f"/api/alice/tasks/{task.id}", headers=headers).json()
     operations = {
         "create": lambda: client.post("/api/alice/tasks", json={"title": "x"}, headers=headers),
         "list": lambda: client.get("/api/alice/tasks", headers=headers),
         "get": lambda: client.get(f"/api/alice/tasks/{task.id}", headers=headers),
         "update": lambda: client.put(
             f"/api/alice/tasks/{task.id}", json={"title": "y"}, headers=headers
+        ),
+        # The task as received, sent back with a change (a frontend's edit form).
+        "update, the task sent back": lambda: client.put(
+            f"/api/alice/tasks/{task.id}",
+            json={**received, "title": "z", "due_date": None},
+            headers=headers,
+        ),
+        # Nothing to change: one read answers the task as it is.
+        "update, nothing to change": lambda: client.put(
+            f"/api/alice/tasks/{task.id}", json={}, headers=headers
+        ),
+        "complete, server fields sent back": lambda: client.patch(
+            f"/api/alice/tasks/{task.id}/complete",
+            json={"completed": True, "id": task.id, "user_id": "alice"},
+            headers=headers,
         ),
         "toggle": lambda: client.patch(f"/api/alice/tasks/{task.id}/complete", headers=headers),
         "delete": lambda: client.delete(f"/api/alice/tasks/{task.id}", headers=headers),
@@ -74,6 +90,11 @@ def test_a_refused_request_costs_no_statement(client, auth_headers, statements):
         client.get("/api/alice/tasks", headers={"Authorization": "Bearer nope"})
         client.get("/api/bob/tasks", headers=auth_headers("alice"))
         client.post("/api/alice/tasks", json={"title": ""}, headers=auth_headers("alice"))
+        client.post(
+            "/api/alice/tasks",
+            json={"title": "x", "priority": "high"},
+            headers=auth_headers("alice"),
+        )
     assert seen == []
 
 

@@ -115,38 +115,88 @@ def test_the_path_must_name_the_tokens_subject_exactly(
         assert sent == []
 
 
+# What the server sets. Sent, they are ignored (AIP-203: a client may send back what it got),
+# whatever they claim: the owner stays the token's subject, the id and times the server's own.
 SERVER_SET_FIELDS = {
     "id": 12345,
     "user_id": "bob",
     "created_at": "2020-01-01T00:00:00Z",
     "updated_at": "2020-01-01T00:00:00Z",
-    "version": 99,
-    "task_count": 0,
 }
+# Columns that are not fields of the API at all: a value for one is refused, never ignored.
+HIDDEN_COLUMNS = {"version": 99, "task_count": 0}
 
 
 @pytest.mark.parametrize("field", SERVER_SET_FIELDS)
-def test_a_server_set_field_on_create_is_refused_and_nothing_is_stored(
+def test_a_server_set_field_on_create_is_ignored_and_the_owner_is_the_tokens_subject(
     client, db, auth_headers, field
 ):
+    UserFactory(id="bob")
     body = {"title": "mine", field: SERVER_SET_FIELDS[field]}
 
     response = client.post("/api/alice/tasks", json=body, headers=auth_headers("alice"))
 
-    assert_problem(response, 400, invalid_fields={field})
+    assert response.status_code == 201, response.text
+    stored = task_columns(db, response.json()["id"])
+    assert stored["user_id"] == "alice"
+    assert stored["id"] != SERVER_SET_FIELDS["id"]
+    assert stored["created_at"].year > 2020
+    assert stored["updated_at"] == stored["created_at"]
+    assert task_count(db) == 1
+    assert user_columns(db, "bob")["task_count"] == 0
+
+
+@pytest.mark.parametrize("field", HIDDEN_COLUMNS)
+def test_a_hidden_column_on_create_is_refused_and_nothing_is_stored(
+    client, db, auth_headers, field
+):
+    body = {"title": "mine", field: HIDDEN_COLUMNS[field]}
+
+    response = client.post("/api/alice/tasks", json=body, headers=auth_headers("alice"))
+
+    problem = assert_problem(response, 400, invalid_fields={field})
+    assert problem["detail"] == f"{field}: not a field of this API"
     assert task_count(db) == 0
     assert user_columns(db, "alice") is None
 
 
+CHANGES = [
+    pytest.param("PUT", "", {"title": "changed"}, id="update_task"),
+    pytest.param("PATCH", "/complete", {"completed": True}, id="complete_task"),
+]
+
+
 @pytest.mark.parametrize("field", SERVER_SET_FIELDS)
-@pytest.mark.parametrize(
-    ("method", "suffix", "body"),
-    [
-        pytest.param("PUT", "", {"title": "changed"}, id="update_task"),
-        pytest.param("PATCH", "/complete", {"completed": True}, id="complete_task"),
-    ],
-)
-def test_a_server_set_field_on_a_change_is_refused_and_nothing_changes(
+@pytest.mark.parametrize(("method", "suffix", "body"), CHANGES)
+def test_a_server_set_field_on_a_change_is_ignored_and_the_task_stays_where_it_is(
+    client, db, auth_headers, field, method, suffix, body
+):
+    task = TaskFactory(owner__id="alice", title="as it was", version=2)
+    bobs = TaskFactory(owner__id="bob", title="bob's")
+    before, bobs_before = task_columns(db, task.id), task_columns(db, bobs.id)
+    claims = {field: bobs.id if field == "id" else SERVER_SET_FIELDS[field]}
+
+    response = client.request(
+        method,
+        f"/api/alice/tasks/{task.id}{suffix}",
+        json={**body, **claims},
+        headers=auth_headers("alice"),
+    )
+
+    assert response.status_code == 200, response.text
+    after = task_columns(db, task.id)
+    assert {name: after[name] for name in ("id", "user_id", "created_at")} == {
+        name: before[name] for name in ("id", "user_id", "created_at")
+    }
+    assert after["updated_at"] > before["updated_at"]
+    assert after["version"] == 3
+    assert {**after, **body} == after
+    assert task_columns(db, bobs.id) == bobs_before
+
+
+@pytest.mark.parametrize("field", HIDDEN_COLUMNS)
+@pytest.mark.parametrize(("method", "suffix", "body"), CHANGES)
+def test_a_hidden_column_on_a_change_is_refused_and_nothing_changes(
     client, db, auth_headers, field, method, suffix, body
 ):
     task = TaskFactory(owner__id="alice", title="as it was", version=2)
@@ -155,7 +205,7 @@ def test_a_server_set_field_on_a_change_is_refused_and_nothing_changes(
     response = client.request(
         method,
         f"/api/alice/tasks/{task.id}{suffix}",
-        json={**body, field: SERVER_SET_FIELDS[field]},
+        json={**body, field: HIDDEN_COLUMNS[field]},
         headers=auth_headers("alice"),
     )
 

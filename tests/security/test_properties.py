@@ -35,6 +35,7 @@ properties = hypothesis_settings(
 
 # Every code point: NUL, controls, lone surrogates, private use, astral planes.
 ANY_CHARACTER = st.characters(exclude_categories=())
+SHORT_TEXT_FOR_NAMES = st.text(ANY_CHARACTER, max_size=12)
 ANY_TEXT = st.one_of(
     st.text(ANY_CHARACTER),
     st.text(st.characters(), max_size=20),
@@ -120,6 +121,56 @@ def test_any_text_on_update_is_stored_exactly_or_refused_changing_nothing(
     else:
         _assert_refused(response)
         assert task_columns(db, task_id) == before
+
+
+SERVER_SET = ("id", "user_id", "created_at", "updated_at")
+ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | SHORT_TEXT_FOR_NAMES,
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(SHORT_TEXT_FOR_NAMES, children, max_size=3)
+    ),
+    max_leaves=5,
+)
+# Field names a frontend sends (its own extras, the server's fields, hidden columns), and any.
+EXTRA_NAMES = st.one_of(
+    st.sampled_from([*SERVER_SET, "priority", "due_date", "version", "tags", ""]),
+    SHORT_TEXT_FOR_NAMES,
+).filter(lambda name: name not in {"title", "description", "completed"})
+
+
+@properties
+@given(
+    extras=st.dictionaries(
+        EXTRA_NAMES, st.one_of(st.none(), ANY_JSON, st.sampled_from([1, "x"])), max_size=4
+    )
+)
+def test_extra_fields_are_ignored_when_nothing_is_lost_and_refused_by_name_otherwise(
+    client, db, alice, extras
+):
+    before = task_count(db)
+    body = {"title": "mine", **extras}
+    refused = {
+        name for name, value in extras.items() if name not in SERVER_SET and value is not None
+    }
+
+    response = client.post(LIST, content=_json(body), headers=alice)
+
+    event(f"status {response.status_code}")
+    if refused:
+        problem = assert_problem(response, 400)
+        assert {error["field"] for error in problem["errors"]} == refused, problem
+        assert {error["type"] for error in problem["errors"]} == {"extra_forbidden"}
+        assert task_count(db) == before
+    else:
+        assert response.status_code == 201, response.text
+        task = stored_task(db, response.json()["id"])
+        assert (task.user_id, task.title, task.description, task.completed) == (
+            "alice",
+            "mine",
+            None,
+            False,
+        )
+        assert task_count(db) == before + 1
 
 
 TASK_ROUTES = [

@@ -2,12 +2,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.request_bodies import TaskRequestBody
 
-class CompleteTaskRequest(BaseModel):
+
+class CompleteTaskRequest(TaskRequestBody):
     """Optional. `{"completed": true|false}` sets the state, so a retry is harmless;
-    no body (or no `completed`) toggles it."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
+    no body (or `{}`, or `completed: null`) toggles it. The server's fields are ignored; `title`
+    and `description` with a value are a 400 (PUT changes them)."""
 
     completed: bool | None = Field(default=None, description="The state to set; omit to toggle.")
 

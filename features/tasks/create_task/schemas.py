@@ -3,12 +3,12 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict
 
 from shared.db import TaskDescription, TaskTitle
+from shared.request_bodies import TaskRequestBody
 
 
-class CreateTaskRequest(BaseModel):
-    """A new task. `id`, `user_id` and the timestamps are the server's to set."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
+class CreateTaskRequest(TaskRequestBody):
+    """A new task. `id`, `user_id` and the timestamps are the server's to set: sent, they are
+    ignored (the owner is always the signed-in person); other fields must be null or absent."""
 
     title: TaskTitle
     description: TaskDescription | None = None

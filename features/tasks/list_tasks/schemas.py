@@ -5,7 +5,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.db import StorableText
 
-MAX_PAGE_SIZE = 500
+# One page holds every task of any realistic list, for clients that never follow `Link`; those
+# that page still get `Link` and `X-Total-Count`.
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = MAX_PAGE_SIZE
 
 # The pattern documents StorableText's refusal of NUL (a 400) for clients.
 SearchText = Annotated[
@@ -30,7 +33,14 @@ class ListTasksQuery(BaseModel):
         description="Case-insensitive text to find in the title or description; `%` and `_` "
         "are plain characters.",
     )
-    limit: int = Field(default=100, ge=1, le=MAX_PAGE_SIZE, description="Tasks per page.")
+    limit: int = Field(
+        default=DEFAULT_PAGE_SIZE,
+        ge=1,
+        le=MAX_PAGE_SIZE,
+        description="Tasks per page: by default every task of any realistic list, so a client "
+        "that does not page sees them all; more than that continue at the `Link` header's "
+        "`next` URL, and `X-Total-Count` says how many there are.",
+    )
     offset: int = Field(
         default=0,
         ge=0,

@@ -3,7 +3,11 @@ from typing import Annotated
 import structlog
 from fastapi import APIRouter, HTTPException, Path, Request, Response
 
-from features.tasks.update_task.query import task_of_user_exists, update_task_of_user
+from features.tasks.update_task.query import (
+    find_task_of_user,
+    task_of_user_exists,
+    update_task_of_user,
+)
 from features.tasks.update_task.schemas import UpdateTaskRequest, UpdateTaskResponse
 from shared.auth import TaskOwner, record_user
 from shared.db import DbSession, IfMatch, entity_tag, versions_in
@@ -47,14 +51,27 @@ async def update_task(
     response: Response,
     if_match: IfMatch = None,
 ) -> UpdateTaskResponse:
-    """Replace a task's title, and its description and state where given."""
+    """Change any of a task's title, description and state; an omitted field keeps its value."""
     expected = versions_in(if_match, weak_matches=False) if if_match is not None else None
-    task = await update_task_of_user(session, owner.id, task_id, body.changes(), expected)
+    changes = body.changes()
+    if changes:
+        task = await update_task_of_user(session, owner.id, task_id, changes, expected)
+        stale = task is None and expected is not None
+        if stale and await task_of_user_exists(session, owner.id, task_id):
+            raise _changed_since(task_id)
+    else:
+        # Nothing to change: the task is answered as it is, its version and updated_at unmoved.
+        task = await find_task_of_user(session, owner.id, task_id)
+        if task is not None and expected is not None and task.version not in expected:
+            raise _changed_since(task_id)
     if task is None:
-        if expected is not None and await task_of_user_exists(session, owner.id, task_id):
-            raise HTTPException(412, f"Task {task_id} has changed since the version in If-Match")
         raise HTTPException(404, f"Task {task_id} was not found")
     await record_user(request, session, owner)
-    log.info("task.updated", task_id=task_id, user_id=owner.id)
+    if changes:
+        log.info("task.updated", task_id=task_id, user_id=owner.id)
     response.headers["ETag"] = entity_tag(task.version)
     return UpdateTaskResponse.model_validate(task)
+
+
+def _changed_since(task_id: int) -> HTTPException:
+    return HTTPException(412, f"Task {task_id} has changed since the version in If-Match")

@@ -1,28 +1,26 @@
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import MISSING, BaseModel, ConfigDict, Field
 
 from shared.db import TaskDescription, TaskTitle
+from shared.request_bodies import TaskRequestBody
 
 
-class UpdateTaskRequest(BaseModel):
-    """The task's new content: `title` is required; an omitted field keeps its value, and
-    `description: null` clears the description."""
+class UpdateTaskRequest(TaskRequestBody):
+    """Any of the task's `title`, `description` and `completed`: an omitted field keeps its
+    value, `description: null` clears the description, and `{}` changes nothing. The server's
+    fields are ignored, so the task received may be sent back with its changes."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    title: TaskTitle
-    description: TaskDescription | None = None
-    # No default in the schema: an omitted `completed` keeps the task's state, it is not False.
-    completed: bool = Field(
-        default=False,
-        description="Omit to keep the current state.",
-        json_schema_extra=lambda schema: schema.pop("default", None),
+    # MISSING tells an omitted field from a null one: only the fields sent are written.
+    title: TaskTitle | MISSING = Field(default=MISSING, description="Omit to keep the title.")
+    description: TaskDescription | MISSING | None = Field(
+        default=MISSING, description="`null` clears it; omit to keep it."
     )
+    completed: bool | MISSING = Field(default=MISSING, description="Omit to keep the state.")
 
     def changes(self) -> dict[str, object]:
         """Only the fields the client sent: an omitted one is left as it is."""
-        return self.model_dump(include=self.model_fields_set)
+        return self.model_dump()
 
 
 class UpdateTaskResponse(BaseModel):

@@ -103,6 +103,37 @@ def test_invalid_bodies_are_400_and_change_nothing(client, db, auth_headers, bod
     assert stored_task(db, task.id).completed is False
 
 
+def test_a_title_sent_here_is_refused_as_not_a_field_of_this_request(client, db, auth_headers):
+    task = _task_of_alice(completed=False)
+
+    response = client.patch(
+        f"/api/alice/tasks/{task.id}/complete",
+        json={"completed": True, "title": "Renamed", "priority": 2},
+        headers=auth_headers("alice"),
+    )
+
+    problem = assert_problem(response, 400, invalid_fields={"title", "priority"})
+    assert problem["detail"] == (
+        "title: not a field of this request; priority: not a field of this API"
+    )
+    assert stored_task(db, task.id).completed is False
+
+
+def test_the_server_set_fields_and_null_extras_are_ignored(client, db, auth_headers):
+    task = _task_of_alice(completed=False)
+
+    response = client.patch(
+        f"/api/alice/tasks/{task.id}/complete",
+        json={"completed": True, "id": 1, "user_id": "bob", "updated_at": None, "due_date": None},
+        headers=auth_headers("alice"),
+    )
+
+    assert response.status_code == 200, response.text
+    stored = stored_task(db, task.id)
+    assert (stored.id, stored.user_id, stored.completed) == (task.id, "alice", True)
+    assert_task_matches(response.json(), stored)
+
+
 def test_a_body_that_is_not_an_object_is_400(client, db, auth_headers):
     task = _task_of_alice(completed=False)
 

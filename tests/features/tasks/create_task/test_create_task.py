@@ -177,18 +177,9 @@ def test_an_unauthenticated_malformed_body_is_still_a_401(client, db):
         pytest.param({"title": "ok", "completed": 1}, "completed", id="completed a number"),
         pytest.param({"title": "ok", "completed": None}, "completed", id="completed null"),
         pytest.param({"title": "ok", "priority": "high"}, "priority", id="unknown field"),
-        pytest.param({"title": "ok", "id": 99}, "id", id="id is read-only"),
-        pytest.param({"title": "ok", "user_id": "bob"}, "user_id", id="user_id is read-only"),
-        pytest.param(
-            {"title": "ok", "created_at": "2020-01-01T00:00:00Z"},
-            "created_at",
-            id="created_at is read-only",
-        ),
-        pytest.param(
-            {"title": "ok", "updated_at": "2020-01-01T00:00:00Z"},
-            "updated_at",
-            id="updated_at is read-only",
-        ),
+        pytest.param({"title": "ok", "tags": []}, "tags", id="unknown field, empty list"),
+        pytest.param({"title": "ok", "due": ""}, "due", id="unknown field, empty string"),
+        pytest.param({"title": "ok", "done": False}, "done", id="unknown field, false"),
         pytest.param({"title": "nul\x00byte"}, "title", id="NUL in title"),
         pytest.param(
             {"title": "ok", "description": "nul\x00"}, "description", id="NUL in description"
@@ -205,13 +196,58 @@ def test_invalid_bodies_are_400_naming_the_field_and_store_nothing(
     assert task_count(db) == 0
 
 
-def test_read_only_fields_are_explained_as_such(client, auth_headers):
+@pytest.mark.parametrize(
+    "server_set",
+    [
+        pytest.param({"id": 99}, id="id"),
+        pytest.param({"user_id": "alice"}, id="user_id, the same person"),
+        pytest.param({"user_id": "bob"}, id="user_id, another person"),
+        pytest.param({"created_at": "2020-01-01T00:00:00Z"}, id="created_at"),
+        pytest.param({"updated_at": "not even a timestamp"}, id="updated_at, malformed"),
+        pytest.param({"id": None, "user_id": None, "created_at": None}, id="all null"),
+    ],
+)
+def test_fields_the_server_sets_are_ignored(client, db, auth_headers, server_set):
     response = client.post(
-        "/api/alice/tasks", json={"title": "ok", "user_id": "bob"}, headers=auth_headers("alice")
+        "/api/alice/tasks", json={"title": "ok", **server_set}, headers=auth_headers("alice")
     )
 
-    problem = assert_problem(response, 400, invalid_fields={"user_id"})
-    assert problem["errors"][0]["message"] == "is set by the server and cannot be written"
+    assert response.status_code == 201, response.text
+    body = response.json()
+    task = stored_task(db, body["id"])
+    assert_task_matches(body, task)
+    assert (task.user_id, task.title) == ("alice", "ok")
+    assert body["id"] != 99
+    assert parse_timestamp(body["created_at"]).year > 2020
+    assert stored_user(db, "bob") is None
+
+
+def test_unknown_fields_sent_as_null_are_ignored(client, db, auth_headers):
+    response = client.post(
+        "/api/alice/tasks",
+        json={"title": "ok", "due_date": None, "priority": None, "tags": None},
+        headers=auth_headers("alice"),
+    )
+
+    assert response.status_code == 201, response.text
+    assert_task_matches(response.json(), stored_task(db, response.json()["id"]))
+    assert task_count(db) == 1
+
+
+def test_an_unknown_field_is_named_in_the_detail_with_its_reason(client, db, auth_headers):
+    response = client.post(
+        "/api/alice/tasks",
+        json={"title": "t" * 201, "priority": "high", "due_date": None, "user_id": "alice"},
+        headers=auth_headers("alice"),
+    )
+
+    problem = assert_problem(response, 400, invalid_fields={"title", "priority"})
+    assert problem["detail"] == "title: at most 200 characters; priority: not a field of this API"
+    assert [(e["field"], e["type"]) for e in problem["errors"]] == [
+        ("title", "string_too_long"),
+        ("priority", "extra_forbidden"),
+    ]
+    assert task_count(db) == 0
 
 
 @pytest.mark.parametrize(

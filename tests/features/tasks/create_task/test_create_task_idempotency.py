@@ -55,6 +55,21 @@ def test_without_a_key_every_request_creates(client, db, auth_headers):
     assert task_count(db) == 2
 
 
+def test_a_retry_differing_only_in_ignored_fields_is_the_same_request(client, db, auth_headers):
+    first = _create(client, auth_headers("alice"), "key-1", {"title": "Buy milk"})
+    retry = _create(
+        client,
+        auth_headers("alice"),
+        "key-1",
+        {"title": "Buy milk", "due_date": None, "id": 7, "user_id": "alice"},
+    )
+
+    assert retry.status_code == 201, retry.text
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert retry.content == first.content
+    assert task_count(db) == 1
+
+
 def test_the_same_key_with_a_different_body_is_422(client, db, auth_headers):
     _create(client, auth_headers("alice"), "key-1", {"title": "Buy milk"})
     reused = _create(client, auth_headers("alice"), "key-1", {"title": "Buy bread"})

@@ -6,10 +6,12 @@ from datetime import timedelta
 import pytest
 
 from shared.db import utc_now
-from tests.factories import TaskFactory, UserFactory
+from tests.factories import TaskFactory, UserFactory, insert_tasks
 from tests.support import assert_problem
 
 LIST = "/api/alice/tasks"
+# The contract: the default page, and the largest, hold a thousand tasks.
+DEFAULT_PAGE = 1000
 
 
 def _ids(response) -> list[int]:
@@ -166,14 +168,26 @@ def test_past_the_end_is_an_empty_page_that_still_counts(client, auth_headers, a
     assert response.headers["x-total-count"] == "3"
 
 
-def test_the_default_limit_is_100(client, auth_headers, alice):
-    TaskFactory.create_batch(101, owner=alice)
+def test_the_default_page_holds_a_thousand_tasks(client, db, auth_headers, alice):
+    insert_tasks(db, alice, DEFAULT_PAGE + 1)
 
     response = client.get(LIST, headers=auth_headers("alice"))
 
-    assert len(response.json()) == 100
-    assert response.headers["x-total-count"] == "101"
-    assert "next" in _links(response)
+    assert len(_ids(response)) == DEFAULT_PAGE
+    assert response.headers["x-total-count"] == "1001"
+    following = client.get(_links(response)["next"], headers=auth_headers("alice"))
+    assert [task["title"] for task in following.json()] == ["task 1000"]
+
+
+def test_a_thousand_is_also_the_largest_page(client, db, auth_headers, alice):
+    insert_tasks(db, alice, 3)
+
+    largest = client.get(LIST, params={"limit": 1000}, headers=auth_headers("alice"))
+    too_large = client.get(LIST, params={"limit": 1001}, headers=auth_headers("alice"))
+
+    assert len(_ids(largest)) == 3
+    problem = assert_problem(too_large, 400, invalid_fields={"limit"})
+    assert problem["detail"] == "limit: must be at most 1000"
 
 
 def _follow(client, headers, url, relation="next") -> list[list[int]]:
@@ -192,9 +206,7 @@ def test_following_next_visits_every_task_once_in_order(client, auth_headers, al
     TaskFactory.create_batch(4, owner=alice, created_at=same_moment, title="tie")
     TaskFactory.create_batch(7, owner=alice)
     full = _ids(
-        client.get(
-            LIST, params={"sort": sort, "order": order, "limit": 500}, headers=auth_headers("alice")
-        )
+        client.get(LIST, params={"sort": sort, "order": order}, headers=auth_headers("alice"))
     )
 
     pages = _follow(client, auth_headers("alice"), f"{LIST}?sort={sort}&order={order}&limit=3")
@@ -260,7 +272,7 @@ def test_the_headers_are_readable_by_the_browser(client, auth_headers, alice):
         ({"sort": "priority"}, "sort"),
         ({"order": "up"}, "order"),
         ({"limit": "0"}, "limit"),
-        ({"limit": "501"}, "limit"),
+        ({"limit": "1001"}, "limit"),
         ({"limit": "ten"}, "limit"),
         ({"offset": "-1"}, "offset"),
         ({"offset": "1.5"}, "offset"),
