@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx2
@@ -38,7 +38,7 @@ from shared.tokens import (
     create_token_verifier,
 )
 from tests.conftest import TEST_SECRET
-from tests.keys import SigningKey, claims_for, new_key
+from tests.keys import SigningKey, claims_for, loopback_http_server, new_key
 from tests.support import assert_problem, stored_task, stored_user, task_count
 
 FRONTEND_SECRET = b"the-frontend's-own-better-auth-secret"
@@ -156,17 +156,12 @@ def better_auth_frontend() -> Iterator[Frontend]:
         def log_message(self, *_args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    frontend = Frontend(f"http://127.0.0.1:{server.server_port}")
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield frontend
-    finally:
-        frontend.gate.set()
-        server.shutdown()
-        server.server_close()
+    with loopback_http_server(Handler) as base_url:
+        frontend = Frontend(base_url)
+        try:
+            yield frontend
+        finally:
+            frontend.gate.set()  # no lookup left waiting when the server stops
 
 
 @pytest.fixture
