@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -28,7 +29,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 
-from main import create_app
+from main import create_app, main
 from shared.config import Settings
 from shared.logging import configure_logging
 from shared.tokens import (
@@ -252,6 +253,30 @@ def test_a_signed_out_token_is_401(api, frontend, db):
 
     body = assert_problem(response, 401)
     assert "signed out" in body["detail"]
+    assert task_count(db) == 0
+    assert stored_user(db, "alice") is None
+
+
+@pytest.mark.parametrize(
+    ("user_changes", "reason"),
+    [
+        pytest.param({"id": "a" * 256}, "user id", id="user id too long"),
+        pytest.param({"id": ""}, "user id", id="empty user id"),
+        pytest.param({"name": "Nul\x00Byte"}, "'name' this service cannot store", id="NUL in name"),
+        pytest.param({"email": "\ud800@example.com"}, "'email'", id="lone surrogate in email"),
+    ],
+)
+def test_a_session_whose_user_cannot_be_stored_is_401(api, frontend, db, user_changes, reason):
+    client = api()
+    token = frontend.sign_in("alice")
+    session = frontend.sessions[token]
+    session["user"].update(user_changes)
+    session["session"]["userId"] = session["user"]["id"]
+
+    response = client.post("/api/alice/tasks", json={"title": "x"}, headers=bearer(token))
+
+    body = assert_problem(response, 401)
+    assert reason in body["detail"]
     assert task_count(db) == 0
     assert stored_user(db, "alice") is None
 
@@ -583,6 +608,15 @@ def test_session_tokens_need_better_auth_url():
         Settings(_env_file=None, better_auth_session_tokens=True)
 
 
+def test_the_run_command_explains_that_session_tokens_need_better_auth_url(monkeypatch, capsys):
+    monkeypatch.setenv("BETTER_AUTH_SESSION_TOKENS", "true")
+    monkeypatch.chdir(Path(__file__).parent)  # no .env of the developer's
+
+    assert main(["serve"]) == 2
+
+    assert "BETTER_AUTH_SESSION_TOKENS=true needs BETTER_AUTH_URL" in capsys.readouterr().err
+
+
 def test_session_tokens_are_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("BETTER_AUTH_URL", "https://app.example.com/")
     monkeypatch.setenv("BETTER_AUTH_SESSION_TOKENS", "true")
@@ -643,3 +677,12 @@ def test_no_session_token_is_ever_logged(api, frontend, settings):
     for token in (valid, signed_out, slow, broken):
         assert token not in logged
         assert token.partition(".")[0] not in logged
+
+
+def test_the_openapi_document_describes_all_three_ways_to_sign(api):
+    document = api().get("/openapi.json").json()
+
+    (scheme,) = document["components"]["securitySchemes"].values()
+    assert scheme["scheme"] == "bearer"
+    for way in ("JWT plugin", "BETTER_AUTH_SECRET", "set-auth-token", "/api/auth/get-session"):
+        assert way in scheme["description"]
