@@ -50,9 +50,10 @@ from shared.tokens import create_token_verifier, mint_token
 
 API_DESCRIPTION = """Each person's todo list, for the frontend's REST calls.
 
-Every `/api/` route needs `Authorization: Bearer <jwt>`, a token from the frontend's Better Auth
-whose subject is the `{user_id}` of the path. Errors are RFC 9457 problem details
-(`application/problem+json`) carrying the request id that `X-Request-ID` also returns."""
+Every `/api/` route needs `Authorization: Bearer <token>`, a token from the frontend's Better Auth
+(a JWT, or a session token where configured) whose user is the `{user_id}` of the path. Errors
+are RFC 9457 problem details (`application/problem+json`) carrying the request id that
+`X-Request-ID` also returns."""
 
 PURGE_INTERVAL_SECONDS = 3600
 

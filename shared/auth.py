@@ -25,9 +25,9 @@ from shared.problems import RETRY_AFTER_SECONDS, problem_response
 from shared.tokens import (
     MAX_TOKEN_BYTES,
     AuthenticatedUser,
-    KeySetUnavailableError,
     TokenRejectedError,
     TokenVerifier,
+    VerificationUnavailableError,
 )
 
 PROTECTED_PREFIX = "/api/"
@@ -70,13 +70,11 @@ class BearerAuthMiddleware:
                 break
         try:
             user = await self.verifier.verify(bearer_token(authorization))
-        except KeySetUnavailableError as outage:
-            log.warning("auth.keys_unavailable", reason=str(outage))
+        except VerificationUnavailableError as outage:
+            log.warning("auth.unavailable", kind=type(outage).__name__, reason=str(outage))
+            retry_after = outage.retry_after or RETRY_AFTER_SECONDS
             response = problem_response(
-                scope,
-                503,
-                "The keys that sign tokens cannot be fetched right now; try again shortly.",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                scope, 503, outage.detail, headers={"Retry-After": str(retry_after)}
             )
             await response(scope, receive, send)
             return
@@ -98,8 +96,16 @@ class BearerAuthMiddleware:
 _bearer_scheme = HTTPBearer(
     auto_error=False,
     description=(
-        "A JWT from the frontend's Better Auth: from its JWT plugin (verified against the "
-        "published keys) or signed with BETTER_AUTH_SECRET, as configured."
+        "A token from the frontend's Better Auth, in one of three ways, as configured: a JWT "
+        "from its JWT plugin (`/api/auth/token`, verified against the published keys at "
+        "BETTER_AUTH_URL); a JWT signed with the shared BETTER_AUTH_SECRET (HS256); or, with "
+        "BETTER_AUTH_SESSION_TOKENS=true, the session token of its bearer plugin (the "
+        "`set-auth-token` response header at sign-in), confirmed with the frontend's "
+        "`/api/auth/get-session` and remembered for BETTER_AUTH_SESSION_CACHE_SECONDS, so a "
+        "sign-out takes effect within that time. A token with two dots is taken for a JWT, "
+        "any other for a session token. A token that cannot be checked right now (the key set "
+        "or get-session unreachable, or too many new sessions at once) is a 503 with "
+        "Retry-After."
     ),
 )
 

@@ -16,6 +16,7 @@ PUBLIC_KEY_ALGORITHMS = frozenset(
     {"EdDSA", "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 )
 BETTER_AUTH_JWKS_PATH = "/api/auth/jwks"
+BETTER_AUTH_SESSION_PATH = "/api/auth/get-session"
 DEFAULT_DATABASE_URL = "sqlite:///./tasks.db"
 
 
@@ -88,6 +89,18 @@ class Settings(BaseSettings):
     # is seen within seconds while garbage `kid`s cannot hammer the frontend.
     jwks_refetch_interval_seconds: float = Field(default=5.0, ge=0)
     jwks_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    # Better Auth session tokens (its bearer plugin), checked by asking the frontend's
+    # get-session. A check is kept this long, so a sign-out is honoured within it.
+    better_auth_session_tokens: bool = False
+    better_auth_session_cache_seconds: float = Field(default=30.0, ge=0, le=300)
+    # A refused token is refused again without asking for this long.
+    better_auth_session_refused_seconds: float = Field(default=30.0, ge=0, le=3600)
+    better_auth_session_cache_entries: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Lookups of tokens not in the caches, per worker: a token bucket refilled at this rate and
+    # holding at most the burst, so made-up tokens cannot flood the frontend.
+    better_auth_session_lookups_per_second: float = Field(default=20.0, gt=0, le=10_000)
+    better_auth_session_lookup_burst: int = Field(default=100, ge=1, le=100_000)
+    better_auth_session_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
@@ -162,6 +175,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _production_needs_real_configuration(self) -> "Settings":
         problems = []
+        if self.better_auth_session_tokens and self.better_auth_url is None:
+            problems.append(
+                "BETTER_AUTH_SESSION_TOKENS=true needs BETTER_AUTH_URL: session tokens are "
+                f"checked by asking the frontend's {BETTER_AUTH_SESSION_PATH}"
+            )
         secret = self.better_auth_secret
         if secret is not None and len(secret.get_secret_value().encode()) < MINIMUM_SECRET_BYTES:
             problems.append(
@@ -193,6 +211,13 @@ class Settings(BaseSettings):
             return self.better_auth_jwks_url
         if self.better_auth_url is not None:
             return self.better_auth_url + BETTER_AUTH_JWKS_PATH
+        return None
+
+    @property
+    def session_lookup_url(self) -> str | None:
+        """Where Better Auth session tokens are checked, if they are accepted."""
+        if self.better_auth_session_tokens and self.better_auth_url is not None:
+            return self.better_auth_url + BETTER_AUTH_SESSION_PATH
         return None
 
     @property

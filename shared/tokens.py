@@ -1,20 +1,27 @@
-"""Bearer-token verification: Better Auth's published keys (JWKS) and/or the shared secret.
+"""Bearer-token verification: Better Auth's published keys (JWKS), the shared secret, and Better
+Auth session tokens (its bearer plugin), each as configured.
 
-Configuration decides which verifiers exist and which algorithms each accepts. A token's header
-only says which of the configured verifiers to ask: an HS256 token is never checked against a
-public key, an asymmetric one never against the secret, and `none` against nothing.
+A token's shape says which kind it is: a JWT (three dot-separated parts) goes to the JWT
+verifiers only, anything else to the session lookup only (when enabled). Among the JWT verifiers,
+the token's header only says which of the configured ones to ask: an HS256 token is never checked
+against a public key, an asymmetric one never against the secret, and `none` against nothing.
 """
 
 import asyncio
+import hashlib
+import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, TypeGuard
 
 import httpx2
 import jwt
 import structlog
+from cachetools import TLRUCache, TTLCache
 from jwt.api_jwk import PyJWK
 
 from shared.config import Settings
@@ -38,8 +45,34 @@ class TokenRejectedError(Exception):
     """The request carries no usable token; the message says why, without quoting the token."""
 
 
-class KeySetUnavailableError(Exception):
+class VerificationUnavailableError(Exception):
+    """A token cannot be checked right now (a 503): `detail` is for the caller, the message for
+    the log; `retry_after` is how many seconds to suggest, if not the default."""
+
+    detail = "Tokens cannot be checked right now; try again shortly."
+    retry_after: int | None = None
+
+
+class KeySetUnavailableError(VerificationUnavailableError):
     """The published keys could not be had, so a token that needs them cannot be checked."""
+
+    detail = "The keys that sign tokens cannot be fetched right now; try again shortly."
+
+
+class SessionLookupUnavailableError(VerificationUnavailableError):
+    """The frontend's get-session did not answer usefully, so a session token cannot be checked."""
+
+    detail = "The frontend's Better Auth cannot confirm sessions right now; try again shortly."
+
+
+class SessionLookupsExhaustedError(VerificationUnavailableError):
+    """More new session tokens arrived than may be looked up; no lookup was made."""
+
+    detail = "Too many new sessions to check right now; try again shortly."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("session lookups are rate-limited")
+        self.retry_after = retry_after
 
 
 def _describe(error: jwt.InvalidTokenError) -> str:
@@ -81,14 +114,15 @@ def _check_registered_claim_types(claims: Mapping[str, Any]) -> None:
         )
 
 
+def _is_user_id(value: object) -> TypeGuard[str]:
+    return (
+        isinstance(value, str) and 0 < len(value) <= USER_ID_MAX_LENGTH and is_storable_text(value)
+    )
+
+
 def _user_from_claims(claims: Mapping[str, Any]) -> AuthenticatedUser:
     subject = claims.get("sub")
-    if (
-        not isinstance(subject, str)
-        or not subject
-        or len(subject) > USER_ID_MAX_LENGTH
-        or not is_storable_text(subject)
-    ):
+    if not _is_user_id(subject):
         raise TokenRejectedError(
             f"The token is invalid: 'sub' must be a user id of 1 to {USER_ID_MAX_LENGTH} characters"
         )
@@ -271,18 +305,228 @@ class PublicKeyVerifier:
         return self._rules.decode(token, key, [algorithm])
 
 
+# Better Auth's bearer plugin hands out the session token (32 letters and digits), signed as its
+# session cookie is: `<token>.<base64 HMAC-SHA256>`; it also takes the bare token. A JWT has two
+# dots, a session token at most one, so the two kinds never meet each other's verifiers.
+_SESSION_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,255}(?:\.[A-Za-z0-9+/_-]{43}=?)?")
+MAX_SESSION_TOKEN_CHARS = 300
+
+
+def _is_jwt_shaped(token: str) -> bool:
+    return token.count(".") == 2
+
+
+@dataclass(frozen=True, slots=True)
+class _CheckedSession:
+    user: AuthenticatedUser
+    keep_until: float  # time.monotonic(): the cache time, or the session's expiry if sooner
+
+
+def _keep_until(_key: bytes, checked: _CheckedSession, _now: float) -> float:
+    return checked.keep_until
+
+
+class _LookupBudget:
+    """A token bucket: at most `burst` lookups at once, refilled at `per_second`. Two numbers
+    per process; a rate-limiting library would bring a background thread and a log of every
+    lookup for the same answer."""
+
+    def __init__(self, per_second: float, burst: int) -> None:
+        self._per_second = per_second
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._updated_at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._updated_at) * self._per_second)
+        self._updated_at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    def seconds_until_next(self) -> int:
+        return max(1, math.ceil((1 - self._tokens) / self._per_second))
+
+
+_SIGNED_OUT = "The session is not valid: signed out, expired or not known to the frontend"
+
+
+def _optional_user_text(user: Mapping[str, Any], name: str) -> str | None:
+    value = user.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"the user's {name!r} is not a string")  # the frontend's fault: a 503
+    if not is_storable_text(value):
+        raise TokenRejectedError(f"The session's user has a {name!r} this service cannot store")
+    return value
+
+
+def _read_session(body: object) -> tuple[AuthenticatedUser, float]:
+    """The user of get-session's answer and the seconds their session has left; ValueError when
+    the answer is not get-session's, TokenRejectedError when it refuses the token."""
+    if body is None:
+        raise TokenRejectedError(_SIGNED_OUT)
+    if not isinstance(body, dict):
+        raise ValueError("the answer is neither null nor an object")
+    session, user = body.get("session"), body.get("user")
+    if not isinstance(session, dict) or not isinstance(user, dict):
+        raise ValueError("the answer has no 'session' and 'user' objects")
+    expires = session.get("expiresAt")
+    if not isinstance(expires, str):
+        raise ValueError("the session has no 'expiresAt' time")
+    expires_at = datetime.fromisoformat(expires)  # ValueError when it is not one
+    if expires_at.tzinfo is None:
+        raise ValueError("the session's 'expiresAt' has no time zone")
+    user_id = user.get("id")
+    if session.get("userId", user_id) != user_id:
+        raise ValueError("the session's 'userId' is not its user's 'id'")
+    seconds_left = expires_at.timestamp() - time.time()
+    if seconds_left <= 0:
+        raise TokenRejectedError("The session has expired")
+    if not _is_user_id(user_id):
+        raise TokenRejectedError(
+            f"The session's user id is not a user id of 1 to {USER_ID_MAX_LENGTH} characters"
+        )
+    email, name = _optional_user_text(user, "email"), _optional_user_text(user, "name")
+    return AuthenticatedUser(id=user_id, email=email, name=name), seconds_left
+
+
+class SessionTokenVerifier:
+    """Better Auth session tokens, checked by asking the frontend's get-session (with the token
+    as its bearer plugin takes it), and remembered for a short while.
+
+    - a confirmed session is kept for `cache_seconds` (never past its expiry), so a sign-out is
+      honoured within that time; a refused token is refused again for `refused_seconds`;
+    - both caches hold at most `cache_entries` tokens, keyed by the token's SHA-256, so the raw
+      token is held only while its lookup runs;
+    - concurrent requests with one token share one lookup;
+    - lookups (tokens found in neither cache) are rate-limited per process; beyond the budget a
+      new token is answered 503 with `Retry-After`, not 401, since it may well be valid;
+    - a frontend that does not answer within `timeout`, or answers with anything but get-session's
+      200, makes a 503, and nothing is remembered.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        client: httpx2.AsyncClient,
+        *,
+        cache_seconds: float,
+        refused_seconds: float,
+        cache_entries: int,
+        lookups_per_second: float,
+        lookup_burst: int,
+        timeout: float,
+    ) -> None:
+        self.url = url
+        self._client = client
+        self._cache_seconds = cache_seconds
+        self._timeout = timeout
+        self._sessions: TLRUCache[bytes, _CheckedSession] = TLRUCache(
+            maxsize=cache_entries, ttu=_keep_until, timer=time.monotonic
+        )
+        self._refused: TTLCache[bytes, str] | None = (
+            TTLCache(maxsize=cache_entries, ttl=refused_seconds, timer=time.monotonic)
+            if refused_seconds > 0
+            else None
+        )
+        self._in_flight: dict[bytes, asyncio.Future[AuthenticatedUser]] = {}
+        self._budget = _LookupBudget(lookups_per_second, lookup_burst)
+
+    async def verify(self, token: str) -> AuthenticatedUser:
+        if len(token) > MAX_SESSION_TOKEN_CHARS:
+            raise TokenRejectedError(
+                f"The token is invalid: longer than {MAX_SESSION_TOKEN_CHARS} characters, it is "
+                "neither a JWT nor a Better Auth session token"
+            )
+        if not _SESSION_TOKEN.fullmatch(token):
+            raise TokenRejectedError(
+                "The token is invalid: it is neither a JWT nor a Better Auth session token"
+            )
+        key = hashlib.sha256(token.encode()).digest()
+        checked = self._sessions.get(key)
+        if checked is not None:
+            return checked.user
+        if self._refused is not None and (refusal := self._refused.get(key)) is not None:
+            raise TokenRejectedError(refusal)
+        lookup = self._in_flight.get(key)
+        if lookup is None:
+            if not self._budget.take():
+                raise SessionLookupsExhaustedError(self._budget.seconds_until_next())
+            lookup = asyncio.ensure_future(self._check(key, token))
+            self._in_flight[key] = lookup
+            lookup.add_done_callback(partial(self._settled, key))
+        # Shielded: one caller going away does not cancel the lookup the others wait for.
+        return await asyncio.shield(lookup)
+
+    def _settled(self, key: bytes, lookup: asyncio.Future[AuthenticatedUser]) -> None:
+        del self._in_flight[key]
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved even when every caller went away
+
+    async def _check(self, key: bytes, token: str) -> AuthenticatedUser:
+        body = await self._ask(token)
+        try:
+            user, seconds_left = _read_session(body)
+        except TokenRejectedError as refusal:
+            if self._refused is not None:
+                self._refused[key] = str(refusal)
+            raise
+        except ValueError as error:
+            log.warning("session.lookup_unreadable", url=self.url, reason=str(error))
+            raise SessionLookupUnavailableError(
+                f"{self.url} answered what get-session does not: {error}"
+            ) from None
+        keep_for = min(self._cache_seconds, seconds_left)
+        if keep_for > 0:
+            self._sessions[key] = _CheckedSession(user, time.monotonic() + keep_for)
+        return user
+
+    async def _ask(self, token: str) -> object:
+        try:
+            async with asyncio.timeout(self._timeout):
+                response = await self._client.get(
+                    self.url,
+                    headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                    timeout=self._timeout,
+                )
+        except (httpx2.HTTPError, TimeoutError) as error:
+            log.warning("session.lookup_failed", url=self.url, error_type=type(error).__name__)
+            raise SessionLookupUnavailableError(f"{self.url} did not answer") from None
+        if response.status_code != 200:
+            log.warning("session.lookup_failed", url=self.url, status=response.status_code)
+            raise SessionLookupUnavailableError(f"{self.url} answered {response.status_code}")
+        try:
+            return response.json()
+        except ValueError:
+            log.warning("session.lookup_unreadable", url=self.url, reason="not JSON")
+            raise SessionLookupUnavailableError(f"{self.url} answered with no JSON") from None
+
+
 class TokenVerifier:
-    """Hands each token to the configured verifier for its algorithm, or refuses it."""
+    """Hands each token to the configured verifier for its kind and algorithm, or refuses it."""
 
     def __init__(
         self,
         shared_secret: SharedSecretVerifier | None,
         public_keys: PublicKeyVerifier | None,
+        session_tokens: SessionTokenVerifier | None = None,
     ) -> None:
         self.shared_secret = shared_secret
         self.public_keys = public_keys
+        self.session_tokens = session_tokens
 
     async def verify(self, token: str) -> AuthenticatedUser:
+        if not _is_jwt_shaped(token):
+            if self.session_tokens is not None:
+                return await self.session_tokens.verify(token)
+            raise TokenRejectedError(
+                "The token is invalid: it is not a well-formed JWT (and this service is not "
+                "configured for Better Auth session tokens)"
+            )
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -308,9 +552,23 @@ def create_token_verifier(settings: Settings, client: httpx2.AsyncClient) -> Tok
             timeout=settings.jwks_timeout_seconds,
         )
         public_keys = PublicKeyVerifier(settings, key_set)
+    session_url = settings.session_lookup_url
+    session_tokens = None
+    if session_url is not None:
+        session_tokens = SessionTokenVerifier(
+            session_url,
+            client,
+            cache_seconds=settings.better_auth_session_cache_seconds,
+            refused_seconds=settings.better_auth_session_refused_seconds,
+            cache_entries=settings.better_auth_session_cache_entries,
+            lookups_per_second=settings.better_auth_session_lookups_per_second,
+            lookup_burst=settings.better_auth_session_lookup_burst,
+            timeout=settings.better_auth_session_timeout_seconds,
+        )
     return TokenVerifier(
         SharedSecretVerifier(settings, secret.get_secret_value()) if secret else None,
         public_keys,
+        session_tokens,
     )
 
 

@@ -88,6 +88,20 @@ class JwksEndpoint:
 
 
 @contextmanager
+def loopback_http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve `handler` on a free loopback port until the block ends; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
 def jwks_endpoint() -> Iterator[JwksEndpoint]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -104,13 +118,6 @@ def jwks_endpoint() -> Iterator[JwksEndpoint]:
         def log_message(self, *_args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    endpoint = JwksEndpoint(f"http://127.0.0.1:{server.server_port}")
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with loopback_http_server(Handler) as base_url:
+        endpoint = JwksEndpoint(base_url)
         yield endpoint
-    finally:
-        server.shutdown()
-        server.server_close()

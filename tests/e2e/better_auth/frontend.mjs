@@ -1,11 +1,13 @@
-// Two real Better Auth instances, as a Next.js frontend runs them: email-and-password sign-in and
-// the JWT plugin (EdDSA keys, published at /api/auth/jwks), on an in-memory database.
+// Two real Better Auth instances, as a Next.js frontend runs them: email-and-password sign-in, the
+// JWT plugin (EdDSA keys, published at /api/auth/jwks) and the bearer plugin (the session token in
+// `set-auth-token`, accepted as `Authorization: Bearer`), on an in-memory database.
 // "frontend" is the one the Tasks API trusts; "stranger" has keys of its own.
 // Prints {"frontend": url, "stranger": url} once both listen; exits when stdin closes.
 import http from "node:http";
 import { betterAuth } from "better-auth";
 import { memoryAdapter } from "better-auth/adapters/memory";
 import { toNodeHandler } from "better-auth/node";
+import { bearer } from "better-auth/plugins/bearer";
 import { jwt } from "better-auth/plugins/jwt";
 
 async function readJson(request) {
@@ -23,7 +25,7 @@ async function startInstance(name) {
     secret: `tasks-api-e2e-${name}-secret-of-more-than-32-bytes`,
     database: memoryAdapter({ user: [], session: [], account: [], verification: [], jwks: [] }),
     emailAndPassword: { enabled: true },
-    plugins: [jwt()],
+    plugins: [jwt(), bearer()],
     telemetry: { enabled: false },
   });
   const betterAuthHandler = toNodeHandler(auth);
