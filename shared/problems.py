@@ -14,10 +14,9 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Scope
 
-from shared.db import DatabaseNotReadyError, SchemaNotReadyError
+from shared.db import DatabaseNotReadyError, SchemaNotReadyError, unknown_field_reason
 from shared.db_failures import DatabaseFailure, FailureKind, describe_database_failure
 from shared.methods import methods_at
-from shared.request_bodies import unknown_field_reason
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 RETRY_AFTER_SECONDS = 5

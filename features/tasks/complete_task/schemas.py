@@ -2,7 +2,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.request_bodies import TaskRequestBody
+from shared.db import TaskRequestBody
 
 
 class CompleteTaskRequest(TaskRequestBody):

@@ -2,8 +2,7 @@ from datetime import datetime
 
 from pydantic import MISSING, BaseModel, ConfigDict, Field
 
-from shared.db import TaskDescription, TaskTitle
-from shared.request_bodies import TaskRequestBody
+from shared.db import TaskDescription, TaskRequestBody, TaskTitle
 
 
 class UpdateTaskRequest(TaskRequestBody):
