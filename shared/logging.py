@@ -48,6 +48,11 @@ def _redact_secrets(
 # What a JWT looks like (its header is base64url JSON, so it starts with "eyJ"), wherever it
 # turns up: an exception's message, a URL, a value logged by a library.
 _JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?")
+# Better Auth's session tokens have no telltale prefix: a signed one (the bearer plugin's
+# `set-auth-token`) is 32 letters and digits, a dot and a base64 HMAC-SHA256; a bare one is
+# recognisable only where it follows "Bearer", as anything after that word is a credential.
+_SIGNED_SESSION_TOKEN = re.compile(r"[A-Za-z0-9]{32}\.[A-Za-z0-9+/_-]{43}=?")
+_AFTER_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*")
 
 
 def _scrubber(secrets: list[str]) -> structlog.types.Processor:
@@ -60,6 +65,8 @@ def _scrubber(secrets: list[str]) -> structlog.types.Processor:
         for key, value in event_dict.items():
             if isinstance(value, str):
                 value = _JWT_SHAPED.sub("[redacted token]", value)
+                value = _SIGNED_SESSION_TOKEN.sub("[redacted token]", value)
+                value = _AFTER_BEARER.sub(r"\1[redacted token]", value)
                 for secret in secrets:
                     value = value.replace(secret, "[redacted]")
                 event_dict[key] = value

@@ -84,6 +84,24 @@ def test_a_secret_logged_by_mistake_is_redacted(json_log):
     assert (event["token"], event["authorization"]) == ("[redacted]", "[redacted]")
 
 
+def test_session_tokens_in_a_message_are_scrubbed(json_log):
+    """A session token has no prefix to find it by: the signed shape, and whatever follows
+    "Bearer", are removed from every text, e.g. an exception's message quoting a header."""
+    import structlog
+
+    signed = "A" * 16 + "b" * 16 + "." + "c" * 42 + "d="
+    bare = "s3ss10nT0kenWithoutSignature"
+    structlog.get_logger().warning(
+        "auth.unavailable", reason=f"lookup of {signed} failed", detail=f"sent Bearer {bare} on"
+    )
+
+    event = _events(json_log)[-1]
+    assert signed not in json.dumps(event)
+    assert bare not in json.dumps(event)
+    assert event["reason"] == "lookup of [redacted token] failed"
+    assert event["detail"] == "sent Bearer [redacted token] on"
+
+
 def test_no_failure_logs_a_token_or_the_secret(client, auth_headers, settings):
     """Every way a request can fail, with the token or secret placed where a careless log line
     would pick it up (header, body, path, query, an exception's message), and not one of them
