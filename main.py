@@ -25,7 +25,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
-from uvicorn.supervisors import Multiprocess
 
 from features.registry import PUBLIC_ROUTERS, tasks_router
 from migrations import head_revision, upgrade_database
@@ -40,6 +39,7 @@ from shared.db import (
     purge_expired_idempotency_keys,
     reads_need_no_transaction,
 )
+from shared.drain import Drain, DrainMiddleware, Supervisor, drain_before_stopping
 from shared.header_limit import MAX_HEADER_BYTES, HeaderLimitMiddleware
 from shared.logging import REQUEST_ID_HEADER, RequestContextMiddleware, configure_logging
 from shared.problems import install_problem_handlers, problem_openapi
@@ -98,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Until the start-up migration has run, requests that need the database get a 503.
     app.state.schema_ready = not settings.migrate_on_start
     app.state.reads_need_no_transaction = reads_need_no_transaction(settings)
+    app.state.drain = Drain(settings.drain_seconds)
 
     install_problem_handlers(app)
     for router in PUBLIC_ROUTERS:
@@ -121,6 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_age=600,
     )
     app.add_middleware(SecurityHeadersMiddleware, production=settings.is_production)
+    # Outermost, so that while draining every response closes its connection.
+    app.add_middleware(DrainMiddleware, drain=app.state.drain)
 
     def openapi() -> dict:
         if app.openapi_schema is None:
@@ -180,6 +183,14 @@ async def _purge_idempotency_keys_hourly(
         await asyncio.sleep(PURGE_INTERVAL_SECONDS)
 
 
+def create_served_app() -> FastAPI:
+    """The application as `main.py` serves it: SIGTERM drains it before uvicorn stops it
+    (shared/drain.py). uvicorn calls this in each worker, after installing its signal handlers."""
+    app = create_app()
+    drain_before_stopping(app.state.drain)
+    return app
+
+
 def _serve(settings: Settings) -> None:
     options: dict[str, Any] = {
         "factory": True,
@@ -192,15 +203,17 @@ def _serve(settings: Settings) -> None:
         "server_header": False,
         # SIGTERM: stop accepting, let requests in flight finish (at most this long), then exit.
         "timeout_graceful_shutdown": settings.shutdown_timeout_seconds,
+        # With WORKERS > 1: a worker still starting on a busy machine is not a hung one.
+        "timeout_worker_healthcheck": settings.worker_healthcheck_timeout_seconds,
         # With uvicorn's pure-Python parser (h11, when httptools is absent): room above the
         # app's own header limit, so that the app answers 431 with a problem body.
         "h11_max_incomplete_event_size": 4 * MAX_HEADER_BYTES,
     }
     if settings.workers == 1:
-        uvicorn.run("main:create_app", **options)
+        uvicorn.run("main:create_served_app", **options)
         return
-    config = uvicorn.Config("main:create_app", **options)
-    Multiprocess(config, sockets=[tcp_listening_socket(config.bind_socket())]).run()
+    config = uvicorn.Config("main:create_served_app", **options)
+    Supervisor(config, sockets=[tcp_listening_socket(config.bind_socket())]).run()
 
 
 def tcp_listening_socket(bound: socket.socket) -> socket.socket:

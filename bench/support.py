@@ -79,6 +79,7 @@ def our_service(
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "WORKERS": str(workers),
+        "DRAIN_SECONDS": "0",  # no balancer in front: stop at once
         **(overrides or {}),
     }
     with running(

@@ -7,7 +7,7 @@ from features.registry import PUBLIC_ROUTERS, TASK_ROUTERS
 
 ROOT = Path(__file__).resolve().parents[1]
 SLICE_GROUPS = ROOT / "features"
-ALLOWED_SHARED_MODULES = {"shared.auth", "shared.db", "shared.logging"}
+ALLOWED_SHARED_MODULES = {"shared.auth", "shared.db", "shared.drain", "shared.logging"}
 
 
 def _slices() -> list[Path]:

@@ -200,7 +200,8 @@ def test_a_statement_past_its_timeout_is_a_503_and_the_connection_serves_on(
 
 
 def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(fault_database, start_service):
-    service = start_service(fault_database)
+    # What follows the drain (tests/shared/test_drain.py tests the drain itself).
+    service = start_service(fault_database, DRAIN_SECONDS="0")
     task = _create(service, "before")
     url = f"{service.base_url}/api/alice/tasks/{task['id']}"
 
