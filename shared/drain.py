@@ -122,17 +122,19 @@ def drain_before_stopping(drain: Drain) -> None:
             hand_over(signal.SIGTERM, None)
 
     def start_timer() -> None:
+        log.info("server.draining", seconds=drain.seconds)
         loop.call_later(drain.seconds, end_of_drain)
 
     def on_signal(sig: int, frame: FrameType | None) -> None:
+        # A signal handler may interrupt the loop (or a log line) anywhere: it only flips
+        # flags, and leaves the rest to the loop through its one thread-safe way in.
         if sig == signal.SIGTERM and not drain.draining and not handed_over:
             drain.begin()
-            log.info("server.draining", seconds=drain.seconds)
-            # A signal handler may interrupt the loop anywhere; this is the safe way in.
             loop.call_soon_threadsafe(start_timer)
             return
         if drain.draining and not handed_over:
-            log.info("server.drain_skipped", signal=signal.Signals(sig).name)
+            name = signal.Signals(sig).name
+            loop.call_soon_threadsafe(lambda: log.info("server.drain_skipped", signal=name))
         # Every later signal reaches uvicorn too: a second Ctrl+C still forces the exit.
         hand_over(sig, frame)
 
