@@ -47,7 +47,8 @@ def fresh_database(admin_url: str, purpose: str) -> Iterator[str]:
 
 
 def wait_until_up(url: str, process: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + 30
+    # Generous: on a busy 2-core machine two workers can take over 30 s to start.
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"{what} exited with {process.returncode}")
@@ -67,8 +68,10 @@ def our_service(
     workers: int = 1,
     overrides: dict[str, str] | None = None,
     log_path: Path | None = None,
+    project: Path = PROJECT_ROOT,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`main.py` under production settings on a free port: its base URL and process."""
+    """`main.py` (of `project`: this checkout unless told) under production settings on a free
+    port: its base URL and process."""
     port = free_port()
     environment = {
         **{k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields},
@@ -83,7 +86,7 @@ def our_service(
         **(overrides or {}),
     }
     with running(
-        [sys.executable, str(PROJECT_ROOT / "main.py")],
+        [sys.executable, str(project / "main.py")],
         ready_url="/health",
         port=port,
         what="the Tasks API",
