@@ -23,9 +23,8 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
-from uvicorn.supervisors import Multiprocess
 
-from features.registry import PUBLIC_ROUTERS, tasks_router
+from features.registry import public_router, tasks_router
 from migrations import head_revision, upgrade_database
 from shared.auth import BearerAuthMiddleware, KnownUsers
 from shared.body_limit import BodyLimitMiddleware
@@ -41,6 +40,7 @@ from shared.db import (
 )
 from shared.db_failures import log_database_failure
 from shared.docs import install_documentation
+from shared.drain import Drain, DrainMiddleware, Supervisor, drain_before_stopping
 from shared.header_limit import MAX_HEADER_BYTES, HeaderLimitMiddleware
 from shared.logging import RequestContextMiddleware, configure_logging, document_request_id
 from shared.methods import HeadAsGetMiddleware
@@ -104,10 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.schema_revision = head_revision()
     # Until the start-up migration has run, requests that need the database get a 503.
     app.state.schema_ready = not settings.migrate_on_start
+    app.state.drain = Drain(settings.drain_seconds)
 
     install_problem_handlers(app)
-    for router in PUBLIC_ROUTERS:
-        app.include_router(router)
+    app.include_router(public_router())
     # Public too: /docs, /redoc and their assets (the OpenAPI document itself is FastAPI's).
     install_documentation(app)
     app.include_router(tasks_router())
@@ -126,6 +126,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         documented_cors, document=lambda: app.openapi(), origins=settings.cors_origins
     )
     app.add_middleware(SecurityHeadersMiddleware, production=settings.is_production)
+    # Outermost, so that while draining every response closes its connection.
+    app.add_middleware(DrainMiddleware, drain=app.state.drain)
 
     def openapi() -> dict:
         if app.openapi_schema is None:
@@ -179,6 +181,14 @@ async def _purge_idempotency_keys_hourly(
         await asyncio.sleep(PURGE_INTERVAL_SECONDS)
 
 
+def create_served_app() -> FastAPI:
+    """The application as `main.py` serves it: SIGTERM drains it before uvicorn stops it
+    (shared/drain.py). uvicorn calls this in each worker, after installing its signal handlers."""
+    app = create_app()
+    drain_before_stopping(app.state.drain)
+    return app
+
+
 def _serve(settings: Settings) -> None:
     options: dict[str, Any] = {
         "factory": True,
@@ -191,15 +201,17 @@ def _serve(settings: Settings) -> None:
         "server_header": False,
         # SIGTERM: stop accepting, let requests in flight finish (at most this long), then exit.
         "timeout_graceful_shutdown": settings.shutdown_timeout_seconds,
+        # With WORKERS > 1: a worker still starting on a busy machine is not a hung one.
+        "timeout_worker_healthcheck": settings.worker_healthcheck_timeout_seconds,
         # With uvicorn's pure-Python parser (h11, when httptools is absent): room above the
         # app's own header limit, so that the app answers 431 with a problem body.
         "h11_max_incomplete_event_size": 4 * MAX_HEADER_BYTES,
     }
     if settings.workers == 1:
-        uvicorn.run("main:create_app", **options)
+        uvicorn.run("main:create_served_app", **options)
         return
-    config = uvicorn.Config("main:create_app", **options)
-    Multiprocess(config, sockets=[tcp_listening_socket(config.bind_socket())]).run()
+    config = uvicorn.Config("main:create_served_app", **options)
+    Supervisor(config, sockets=[tcp_listening_socket(config.bind_socket())]).run()
 
 
 def tcp_listening_socket(bound: socket.socket) -> socket.socket:

@@ -75,8 +75,10 @@ def our_service(
     workers: int = 1,
     overrides: dict[str, str] | None = None,
     log_path: Path | None = None,
+    project: Path = PROJECT_ROOT,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`main.py` under production settings on a free port: its base URL and process."""
+    """`main.py` (of `project`: this checkout unless told) under production settings on a free
+    port: its base URL and process."""
     port = free_port()
     environment = {
         **{k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields},
@@ -87,10 +89,11 @@ def our_service(
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "WORKERS": str(workers),
+        "DRAIN_SECONDS": "0",  # no balancer in front: stop at once
         **(overrides or {}),
     }
     with running(
-        [sys.executable, str(PROJECT_ROOT / "main.py")],
+        [sys.executable, str(project / "main.py")],
         ready_url="/health",
         port=port,
         what="the Tasks API",

@@ -11,9 +11,24 @@ from features.tasks.get_task.endpoint import router as get_task
 from features.tasks.list_tasks.endpoint import router as list_tasks
 from features.tasks.update_task.endpoint import router as update_task
 from shared.auth import owner_of_path
+from shared.drain import refuse_while_draining
 
 # Open to anyone: listed apart so that being public is a visible decision.
 PUBLIC_ROUTERS: list[APIRouter] = [check_health, check_readiness]
+
+
+def public_router() -> APIRouter:
+    """The public routes. Readiness also answers 503 at once, before asking the database, while
+    the instance drains after SIGTERM, so a balancer stops sending it new requests; declared here
+    so that the slice depends on the shared modules it may, and not on serving."""
+    router = APIRouter()
+    for slice_router in PUBLIC_ROUTERS:
+        drains = slice_router is check_readiness
+        router.include_router(
+            slice_router, dependencies=[Depends(refuse_while_draining)] if drains else None
+        )
+    return router
+
 
 TASK_ROUTERS: list[APIRouter] = [
     list_tasks,

@@ -4,18 +4,24 @@ import fcntl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL
 
 from shared.db import sync_database_url
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # An arbitrary constant: every instance of this service agrees on it, nothing else uses it.
 MIGRATION_LOCK_KEY = 7_391_254_026
+# The newest revision in versions/, stated rather than read from there at start-up: reading it
+# imports Alembic, which serving never needs otherwise (MIGRATE_ON_START=false), and costs each
+# worker 1 to 2 s on a busy machine (bench/RESULTS.md). tests/test_startup.py checks that it
+# is Alembic's head: a new revision fails that test until this names it.
+SCHEMA_REVISION = "0003"
 
 
 def schema_object_filter(dialect_name: str) -> Callable[..., bool]:
@@ -31,15 +37,13 @@ def schema_object_filter(dialect_name: str) -> Callable[..., bool]:
 
 def head_revision() -> str:
     """The revision this code's schema is at: what a ready database must report."""
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    if head is None:
-        raise RuntimeError("the migrations have no head revision")
-    return head
+    return SCHEMA_REVISION
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None) -> "Config":
+    # Alembic is imported here, when migrating, never by serving alone.
+    from alembic.config import Config
+
     config = Config(toml_file=PROJECT_ROOT / "pyproject.toml")
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     config.attributes["connection"] = connection
@@ -72,6 +76,8 @@ def upgrade_database(raw_url: str) -> None:
     pooler keeps it on one server connection), so a second process waits, then finds the schema
     current. SQLite: a lock file beside the database does the same.
     """
+    from alembic import command
+
     url = sync_database_url(raw_url)
     engine = migration_engine(url)
     try:

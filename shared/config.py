@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     migrate_on_start: bool = True
     # On SIGTERM, requests in flight get this long to finish before the worker exits.
     shutdown_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # On SIGTERM, first this long of serving on while /ready answers 503 and every response
+    # closes its connection, so that a balancer's health check takes the instance out before
+    # it stops accepting (shared/drain.py). 0: no drain.
+    drain_seconds: float = Field(default=10.0, ge=0, le=600)
+    # With WORKERS > 1, uvicorn's supervisor kills a worker that does not answer its health
+    # check within this long, starting or serving. uvicorn's 5 s killed workers that were still
+    # importing on a busy machine; a slow start must never be mistaken for a hung worker.
+    worker_healthcheck_timeout_seconds: int = Field(default=60, ge=5, le=3600)
 
     better_auth_secret: SecretStr | None = None
     jwt_algorithms: Annotated[list[str], NoDecode] = ["HS256"]

@@ -19,6 +19,7 @@ import pytest
 from shared.config import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+STARTUP_TIMEOUT_SECONDS = 120
 
 
 def free_port() -> int:
@@ -52,14 +53,14 @@ class Service:
 
 
 @contextmanager
-def running_service(workdir: Path, **settings: str) -> Iterator[Service]:
-    """Start the service with these settings (as environment variables) and wait until it
-    answers /health; stop it afterwards whatever happened. Its logs go to a file, not a pipe,
-    so a chatty server can never block on a full pipe."""
-    port = free_port()
+def running_service(workdir: Path, port: int | None = None, **settings: str) -> Iterator[Service]:
+    """Start the service with these settings (as environment variables), on `port` or a free
+    one, and wait until it answers /health; stop it afterwards whatever happened. Its logs go
+    to a file, not a pipe, so a chatty server can never block on a full pipe."""
+    port = port or free_port()
     environment = clean_environment(HOST="127.0.0.1", PORT=str(port), **settings)
     log_path = workdir / f"service-{port}.log"
-    with log_path.open("w") as log_file:
+    with log_path.open("a") as log_file:  # a restart on the same port adds to the same log
         process = subprocess.Popen(
             [sys.executable, str(PROJECT_ROOT / "main.py")],
             cwd=workdir,
@@ -71,7 +72,8 @@ def running_service(workdir: Path, **settings: str) -> Iterator[Service]:
         )
     service = Service(f"http://127.0.0.1:{port}", port, process, log_path, environment)
     try:
-        deadline = time.monotonic() + 30
+        # Generous: on a busy 2-core machine each worker's start can take 15 s or more.
+        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
         while True:
             if process.poll() is not None:
                 pytest.fail(f"the service exited with {process.returncode}: {service.logs()}")
@@ -81,7 +83,10 @@ def running_service(workdir: Path, **settings: str) -> Iterator[Service]:
             except httpx2.TransportError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"the service did not answer /health within 30 s: {service.logs()}")
+                pytest.fail(
+                    f"the service did not answer /health within {STARTUP_TIMEOUT_SECONDS} s: "
+                    f"{service.logs()}"
+                )
             time.sleep(0.1)
         yield service
     finally:

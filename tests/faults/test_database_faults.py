@@ -244,7 +244,8 @@ def test_a_missing_column_is_a_500_with_a_log_line_that_names_it(fault_database,
 
 
 def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(fault_database, start_service):
-    service = start_service(fault_database)
+    # What follows the drain (tests/shared/test_drain.py tests the drain itself).
+    service = start_service(fault_database, DRAIN_SECONDS="0")
     task = _create(service, "before")
     url = f"{service.base_url}/api/alice/tasks/{task['id']}"
 

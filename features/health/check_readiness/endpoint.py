@@ -14,16 +14,19 @@ router = APIRouter()
     "/ready",
     operation_id="check_readiness",
     tags=["operations"],
+    # Draining (after SIGTERM) is a 503 too, at once: features/registry.py adds that check.
     responses={
         503: {
             "description": "The database is unreachable or failing, or not yet at this code's "
-            "schema; retry after `Retry-After` seconds.",
+            "schema, or the instance is shutting down (draining); retry after `Retry-After` "
+            "seconds.",
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
         }
     },
 )
 async def check_readiness(request: Request) -> CheckReadinessResponse:
-    """Answer 200 when the database answers and holds the schema this code expects, else 503."""
+    """Answer 200 when the database answers and holds the schema this code expects, else 503
+    (503 too once the instance is shutting down)."""
     expected: str = request.app.state.schema_revision
     # Its own session rather than the request's DbSession, whose failures (while connecting,
     # say) would be answered as any request's: a probe hears 503 whatever the database did.
