@@ -10,7 +10,7 @@ failure. Each test starts with empty tables and leaves them empty.
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -212,3 +212,34 @@ def auth_headers(settings: Settings) -> Callable[..., dict[str, str]]:
         }
 
     return headers_for
+
+
+@pytest.fixture
+def start_service(tmp_path: Any) -> Iterator[Callable[..., Any]]:
+    """Starts the real service (`python main.py`, production settings) with extra settings and
+    stops it after the test; then its logs must hold no token, no secret and, unless the start
+    said `tracebacks_expected=True`, no traceback, whatever the test did to it."""
+    from tests.service import Service, running_service
+
+    started: list[tuple[Service, bool]] = []
+    with ExitStack() as stack:
+
+        def start(
+            database_url: str, *, tracebacks_expected: bool = False, **settings: str
+        ) -> Service:
+            production = {
+                "APP_ENV": "production",
+                "DATABASE_URL": database_url,
+                "BETTER_AUTH_SECRET": TEST_SECRET,
+                "MIGRATE_ON_START": "false",
+            }
+            service = stack.enter_context(running_service(tmp_path, **{**production, **settings}))
+            started.append((service, tracebacks_expected))
+            return service
+
+        yield start
+    for service, tracebacks_expected in started:
+        logs = service.logs()
+        assert TEST_SECRET not in logs
+        assert "eyJ" not in logs  # the start of every JWT's header
+        assert tracebacks_expected or "Traceback" not in logs, logs

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -33,7 +33,7 @@ from shared.config import Settings
 from shared.db import sync_database_url
 from shared.tokens import mint_token
 from tests.conftest import REQUIRE_POSTGRES, TEST_SECRET
-from tests.service import Service, free_port, running_service
+from tests.service import Service, free_port
 from tests.support import log_events
 
 SERVER_USER = "postgres"  # PostgreSQL refuses to run as root; this account owns the server
@@ -255,33 +255,6 @@ def fault_database(postgres_server: PostgresServer) -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
-
-
-@pytest.fixture
-def start_service(tmp_path) -> Iterator[Callable[..., Service]]:
-    """Starts the real service (production settings) with extra settings; after the test, its
-    logs must hold no token and no secret, whatever failed along the way."""
-    started: list = []
-
-    def start(database_url: str, **settings: str) -> Service:
-        production = {
-            "APP_ENV": "production",
-            "DATABASE_URL": database_url,
-            "BETTER_AUTH_SECRET": TEST_SECRET,
-            "MIGRATE_ON_START": "false",
-        }
-        context = running_service(tmp_path, **{**production, **settings})
-        service = context.__enter__()
-        started.append((context, service))
-        return service
-
-    yield start
-    for context, service in started:
-        logs = service.logs()
-        context.__exit__(None, None, None)
-        assert TEST_SECRET not in logs
-        assert "eyJ" not in logs  # the start of every JWT's header
-        assert "Traceback" not in logs, logs
 
 
 def bearer(user_id: str) -> dict[str, str]:

@@ -2,8 +2,6 @@
 PgBouncer of the test's own in front of it, and the real service process behind that. After
 each test the service's logs must hold no traceback, token or secret."""
 
-import contextlib
-import subprocess
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -12,8 +10,7 @@ from sqlalchemy.orm import Session
 
 from shared.db import sync_database_url
 from tests import factories
-from tests.conftest import POSTGRES_ADMIN_URL, TEST_SECRET, empty_postgres_database
-from tests.service import Service, running_service
+from tests.conftest import POSTGRES_ADMIN_URL, empty_postgres_database
 from tests.topology.pgbouncer.server import PgBouncer, running_pgbouncer
 
 
@@ -54,33 +51,3 @@ def start_pgbouncer() -> Iterator[Callable[..., PgBouncer]]:
     yield start
     for context in reversed(started):
         context.__exit__(None, None, None)
-
-
-@pytest.fixture
-def start_service(tmp_path) -> Iterator[Callable[..., Service]]:
-    """Starts the real service (production settings) with extra settings; after the test its
-    logs must hold no token, no secret and (unless `tracebacks_expected`) no traceback."""
-    started: list = []
-
-    def start(database_url: str, *, tracebacks_expected: bool = False, **settings: str) -> Service:
-        production = {
-            "APP_ENV": "production",
-            "DATABASE_URL": database_url,
-            "BETTER_AUTH_SECRET": TEST_SECRET,
-            "MIGRATE_ON_START": "false",
-        }
-        context = running_service(tmp_path, **{**production, **settings})
-        service = context.__enter__()
-        started.append((context, service, tracebacks_expected))
-        return service
-
-    yield start
-    for context, service, tracebacks_expected in started:
-        # SIGTERM, so that the workers stop with their parent (a SIGKILL would orphan them).
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            service.stop(timeout=60)
-        logs = service.logs()
-        context.__exit__(None, None, None)
-        assert TEST_SECRET not in logs
-        assert "eyJ" not in logs  # the start of every JWT's header
-        assert tracebacks_expected or "Traceback" not in logs, logs
