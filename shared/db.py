@@ -215,11 +215,15 @@ def unknown_field_reason(name: str) -> str:
 
 def _document_the_rule(schema: dict[str, Any]) -> None:
     # The document says what the app accepts: the server's fields with any value, other fields
-    # only as null. Generated clients and Schemathesis read exactly this.
+    # only as null. Generated clients and Schemathesis read exactly this. Said with JSON Schema
+    # 2020-12's `unevaluatedProperties` (OpenAPI 3.1's dialect), not `additionalProperties`:
+    # TypeScript generators turn the latter into an index signature of `null` that every named
+    # field then fails to satisfy, so a generated client could not even send a title.
     properties = schema.setdefault("properties", {})
     for name in sorted(SERVER_SET_FIELDS):
         properties.setdefault(name, {"description": _IGNORED})
-    schema["additionalProperties"] = {"type": "null", "description": _UNKNOWN}
+    schema.pop("additionalProperties", None)
+    schema["unevaluatedProperties"] = {"type": "null", "description": _UNKNOWN}
 
 
 class TaskRequestBody(BaseModel):
