@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 
 import shared.db
 from migrations import alembic_config, schema_object_filter, upgrade_database
+from shared.config import Settings
 from shared.db import (
     DatabaseUrlError,
     IdempotencyKey,
@@ -228,7 +229,7 @@ SELF_HOSTED = "postgresql://u:p@pgbouncer.internal:6432/db"
     ],
 )
 def test_the_pooler_is_what_db_pooler_says_or_a_known_pooler_host(database_url, pooler, expected):
-    settings = shared.db.Settings(_env_file=None, database_url=database_url, db_pooler=pooler)
+    settings = Settings(_env_file=None, database_url=database_url, db_pooler=pooler)
 
     plan = shared.db.connection_plan(settings)
 
@@ -245,7 +246,7 @@ def test_the_pooler_is_what_db_pooler_says_or_a_known_pooler_host(database_url, 
     ],
 )
 def test_prepared_statements_follow_the_setting_when_given(database_url, setting, expected):
-    settings = shared.db.Settings(
+    settings = Settings(
         _env_file=None, database_url=database_url, db_pooler="auto", db_prepared_statements=setting
     )
 
@@ -256,7 +257,7 @@ def test_prepared_statements_follow_the_setting_when_given(database_url, setting
 
 def test_an_unknown_pooler_mode_is_refused():
     with pytest.raises(ValueError, match="db_pooler"):
-        shared.db.Settings(_env_file=None, db_pooler="session")
+        Settings(_env_file=None, db_pooler="session")
 
 
 @pytest.mark.parametrize(
@@ -273,7 +274,7 @@ def test_an_unknown_pooler_mode_is_refused():
     ],
 )
 def test_reads_skip_the_transaction_only_where_it_is_safe(database_url, settings, expected):
-    settings = shared.db.Settings(_env_file=None, database_url=database_url, **settings)
+    settings = Settings(_env_file=None, database_url=database_url, **settings)
     engine = shared.db.create_engine(settings)
 
     assert shared.db.reads_need_no_transaction(engine) is expected

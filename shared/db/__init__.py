@@ -1,0 +1,83 @@
+"""The database, one file for each thing it holds:
+
+- `tables`: the tables (`users`, `tasks`, `idempotency_keys`) and the UTC timestamps they keep;
+- `fields`: what a task's fields accept and what a task request body may hold;
+- `engine`: the database URL, what the connection goes through, the statement timeout;
+- `session`: the per-request session that owns the transaction (`DbSession`);
+- `versions`: a task's version as its ETag, and the `If-Match` / `If-None-Match` headers.
+
+Slices import from `shared.db` itself; the files are how the package is kept, not its API.
+"""
+
+from shared.db.engine import (
+    ConnectionPlan,
+    DatabaseUrlError,
+    async_database_url,
+    connection_plan,
+    create_engine,
+    reads_need_no_transaction,
+    sync_database_url,
+)
+from shared.db.fields import (
+    SERVER_SET_FIELDS,
+    TASK_FIELDS,
+    StorableText,
+    TaskDescription,
+    TaskRequestBody,
+    TaskTitle,
+    is_storable_text,
+    unknown_field_reason,
+)
+from shared.db.session import (
+    DatabaseNotReadyError,
+    DbSession,
+    SchemaNotReadyError,
+    create_session_factory,
+)
+from shared.db.tables import (
+    DESCRIPTION_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+    USER_ID_MAX_LENGTH,
+    IdempotencyKey,
+    Task,
+    User,
+    UTCDateTime,
+    purge_expired_idempotency_keys,
+    utc_now,
+)
+from shared.db.versions import IfMatch, IfNoneMatch, entity_tag, versions_in
+
+__all__ = [
+    "DESCRIPTION_MAX_LENGTH",
+    "SERVER_SET_FIELDS",
+    "TASK_FIELDS",
+    "TITLE_MAX_LENGTH",
+    "USER_ID_MAX_LENGTH",
+    "ConnectionPlan",
+    "DatabaseNotReadyError",
+    "DatabaseUrlError",
+    "DbSession",
+    "IdempotencyKey",
+    "IfMatch",
+    "IfNoneMatch",
+    "SchemaNotReadyError",
+    "StorableText",
+    "Task",
+    "TaskDescription",
+    "TaskRequestBody",
+    "TaskTitle",
+    "UTCDateTime",
+    "User",
+    "async_database_url",
+    "connection_plan",
+    "create_engine",
+    "create_session_factory",
+    "entity_tag",
+    "is_storable_text",
+    "purge_expired_idempotency_keys",
+    "reads_need_no_transaction",
+    "sync_database_url",
+    "unknown_field_reason",
+    "utc_now",
+    "versions_in",
+]
