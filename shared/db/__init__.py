@@ -4,7 +4,11 @@
 - `fields`: what a task's fields accept and what a task request body may hold;
 - `engine`: the database URL, what the connection goes through, the statement timeout;
 - `session`: the per-request session that owns the transaction (`DbSession`);
-- `versions`: a task's version as its ETag, and the `If-Match` / `If-None-Match` headers.
+- `versions`: a task's version as its ETag, and the `If-Match` / `If-None-Match` headers;
+- `paths`: the path parameters the task routes share (`TaskId`);
+- `errors`: the named errors a query can raise (`TaskNotFoundError`, `VersionMismatchError`),
+  each with its status, problem text and OpenAPI response, and which one a write that matched
+  nothing means.
 
 Slices import from `shared.db` itself; the files are how the package is kept, not its API.
 """
@@ -18,6 +22,13 @@ from shared.db.engine import (
     reads_need_no_transaction,
     sync_database_url,
 )
+from shared.db.errors import (
+    ProblemError,
+    TaskNotFoundError,
+    VersionMismatchError,
+    error_responses,
+    not_found_or_changed,
+)
 from shared.db.fields import (
     SERVER_SET_FIELDS,
     TASK_FIELDS,
@@ -28,6 +39,7 @@ from shared.db.fields import (
     is_storable_text,
     unknown_field_reason,
 )
+from shared.db.paths import TaskId
 from shared.db.session import (
     DatabaseNotReadyError,
     DbSession,
@@ -60,20 +72,26 @@ __all__ = [
     "IdempotencyKey",
     "IfMatch",
     "IfNoneMatch",
+    "ProblemError",
     "SchemaNotReadyError",
     "StorableText",
     "Task",
     "TaskDescription",
+    "TaskId",
+    "TaskNotFoundError",
     "TaskRequestBody",
     "TaskTitle",
     "UTCDateTime",
     "User",
+    "VersionMismatchError",
     "async_database_url",
     "connection_plan",
     "create_engine",
     "create_session_factory",
     "entity_tag",
+    "error_responses",
     "is_storable_text",
+    "not_found_or_changed",
     "purge_expired_idempotency_keys",
     "reads_need_no_transaction",
     "sync_database_url",

@@ -3,7 +3,7 @@ import json
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
 from pydantic import AfterValidator, WithJsonSchema
 
 from features.tasks.create_task.query import (
@@ -13,10 +13,35 @@ from features.tasks.create_task.query import (
 )
 from features.tasks.create_task.schemas import CreateTaskRequest, CreateTaskResponse
 from shared.auth import TaskOwner, record_user
-from shared.db import DbSession, IdempotencyKey, entity_tag
+from shared.db import (
+    DbSession,
+    IdempotencyKey,
+    ProblemError,
+    entity_tag,
+    error_responses,
+)
 
 router = APIRouter()
 log = structlog.get_logger()
+
+
+class IdempotencyKeyInFlightError(ProblemError):
+    status = 409
+    description = "A request with this Idempotency-Key is being handled; retry."
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Another request with this Idempotency-Key got there first; retry to get its result"
+        )
+
+
+class IdempotencyKeyReusedError(ProblemError):
+    status = 422
+    description = "This Idempotency-Key was used with a different body."
+
+    def __init__(self) -> None:
+        super().__init__("This Idempotency-Key was already used with a different body")
+
 
 # What a client can do next with the task it created: OpenAPI links (the task's id from the
 # body, the same person), which generated clients and Schemathesis's stateful tests follow.
@@ -90,8 +115,7 @@ def _location(request: Request, task_id: int) -> str:
             },
             "links": _LINKS,
         },
-        409: {"description": "A request with this Idempotency-Key is being handled; retry."},
-        422: {"description": "This Idempotency-Key was used with a different body."},
+        **error_responses(IdempotencyKeyInFlightError, IdempotencyKeyReusedError),
     },
 )
 async def create_task(
@@ -115,10 +139,7 @@ async def create_task(
         session, owner.id, idempotency_key, fingerprint, task.id, created.model_dump_json()
     ):
         # Raising rolls this request's task back: only the first request's task exists.
-        raise HTTPException(
-            409,
-            "Another request with this Idempotency-Key got there first; retry to get its result",
-        )
+        raise IdempotencyKeyInFlightError
     response.headers["Location"] = _location(request, task.id)
     response.headers["ETag"] = entity_tag(task.version)
     log.info("task.created", task_id=task.id, user_id=owner.id)
@@ -127,7 +148,7 @@ async def create_task(
 
 def _replay(request: Request, earlier: IdempotencyKey, fingerprint: str) -> Response:
     if earlier.request_fingerprint != fingerprint:
-        raise HTTPException(422, "This Idempotency-Key was already used with a different body")
+        raise IdempotencyKeyReusedError
     log.info("task.create_replayed", task_id=earlier.task_id)
     return Response(
         content=earlier.response_body,
