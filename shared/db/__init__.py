@@ -3,7 +3,8 @@
 - `tables`: the tables (`users`, `tasks`, `idempotency_keys`) and the UTC timestamps they keep;
 - `fields`: what a task's fields accept and what a task request body may hold;
 - `engine`: the database URL, what the connection goes through, the statement timeout;
-- `session`: the per-request session that owns the transaction (`DbSession`);
+- `session`: the per-request session that owns the transaction (`DbSession`), and the audit
+  events it logs once the transaction has committed;
 - `versions`: a task's version as its ETag, and the `If-Match` / `If-None-Match` headers;
 - `paths`: the path parameters the task routes share (`TaskId`);
 - `errors`: the named errors a query can raise (`TaskNotFoundError`, `VersionMismatchError`),
@@ -45,6 +46,7 @@ from shared.db.session import (
     DbSession,
     SchemaNotReadyError,
     create_session_factory,
+    log_after_commit,
 )
 from shared.db.tables import (
     DESCRIPTION_MAX_LENGTH,
@@ -91,6 +93,7 @@ __all__ = [
     "entity_tag",
     "error_responses",
     "is_storable_text",
+    "log_after_commit",
     "not_found_or_changed",
     "purge_expired_idempotency_keys",
     "reads_need_no_transaction",

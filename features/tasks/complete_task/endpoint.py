@@ -12,6 +12,7 @@ from shared.db import (
     VersionMismatchError,
     entity_tag,
     error_responses,
+    log_after_commit,
     not_found_or_changed,
     versions_in,
 )
@@ -60,5 +61,12 @@ async def complete_task(
         raise await not_found_or_changed(session, owner.id, task_id, expected)
     await record_user(request, session, owner)
     response.headers["ETag"] = entity_tag(task.version)
-    log.info("task.completion_changed", task_id=task_id, user_id=owner.id, completed=task.completed)
+    log_after_commit(
+        session,
+        log.info,
+        "task.completion_changed",
+        task_id=task_id,
+        user_id=owner.id,
+        completed=task.completed,
+    )
     return CompleteTaskResponse.model_validate(task)

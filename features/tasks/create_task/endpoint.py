@@ -19,6 +19,7 @@ from shared.db import (
     ProblemError,
     entity_tag,
     error_responses,
+    log_after_commit,
 )
 
 router = APIRouter()
@@ -131,7 +132,7 @@ async def create_task(
     if idempotency_key is not None:
         earlier = await find_live_idempotency_key(session, owner.id, idempotency_key)
         if earlier is not None:
-            return _replay(request, earlier, fingerprint)
+            return _replay(request, session, earlier, fingerprint)
     await record_user(request, session, owner)
     task = await insert_task(session, owner.id, body.title, body.description, body.completed)
     created = CreateTaskResponse.model_validate(task)
@@ -142,14 +143,16 @@ async def create_task(
         raise IdempotencyKeyInFlightError
     response.headers["Location"] = _location(request, task.id)
     response.headers["ETag"] = entity_tag(task.version)
-    log.info("task.created", task_id=task.id, user_id=owner.id)
+    log_after_commit(session, log.info, "task.created", task_id=task.id, user_id=owner.id)
     return created
 
 
-def _replay(request: Request, earlier: IdempotencyKey, fingerprint: str) -> Response:
+def _replay(
+    request: Request, session: DbSession, earlier: IdempotencyKey, fingerprint: str
+) -> Response:
     if earlier.request_fingerprint != fingerprint:
         raise IdempotencyKeyReusedError
-    log.info("task.create_replayed", task_id=earlier.task_id)
+    log_after_commit(session, log.info, "task.create_replayed", task_id=earlier.task_id)
     return Response(
         content=earlier.response_body,
         status_code=status.HTTP_201_CREATED,

@@ -10,6 +10,7 @@ from shared.db import (
     TaskNotFoundError,
     VersionMismatchError,
     error_responses,
+    log_after_commit,
     not_found_or_changed,
     versions_in,
 )
@@ -37,5 +38,5 @@ async def delete_task(
     if not await delete_task_of_user(session, owner.id, task_id, expected):
         raise await not_found_or_changed(session, owner.id, task_id, expected)
     await record_user(request, session, owner)
-    log.info("task.deleted", task_id=task_id, user_id=owner.id)
+    log_after_commit(session, log.info, "task.deleted", task_id=task_id, user_id=owner.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -12,6 +12,7 @@ from shared.db import (
     VersionMismatchError,
     entity_tag,
     error_responses,
+    log_after_commit,
     not_found_or_changed,
     versions_in,
 )
@@ -68,6 +69,6 @@ async def update_task(
             raise VersionMismatchError(task_id)
     await record_user(request, session, owner)
     if changes:
-        log.info("task.updated", task_id=task_id, user_id=owner.id)
+        log_after_commit(session, log.info, "task.updated", task_id=task_id, user_id=owner.id)
     response.headers["ETag"] = entity_tag(task.version)
     return UpdateTaskResponse.model_validate(task)
