@@ -59,10 +59,11 @@ from shared.db.tables import (
     purge_expired_idempotency_keys,
     utc_now,
 )
-from shared.db.versions import IfMatch, IfNoneMatch, entity_tag, versions_in
+from shared.db.versions import FIRST_VERSION, IfMatch, IfNoneMatch, entity_tag, versions_in
 
 __all__ = [
     "DESCRIPTION_MAX_LENGTH",
+    "FIRST_VERSION",
     "SERVER_SET_FIELDS",
     "TASK_FIELDS",
     "TITLE_MAX_LENGTH",

@@ -14,6 +14,7 @@ from features.tasks.create_task.query import (
 from features.tasks.create_task.schemas import CreateTaskRequest, CreateTaskResponse
 from shared.auth import TaskOwner, record_user
 from shared.db import (
+    FIRST_VERSION,
     DbSession,
     IdempotencyKey,
     ProblemError,
@@ -157,5 +158,10 @@ def _replay(
         content=earlier.response_body,
         status_code=status.HTTP_201_CREATED,
         media_type="application/json",
-        headers={"Location": _location(request, earlier.task_id), "Idempotent-Replayed": "true"},
+        headers={
+            "Location": _location(request, earlier.task_id),
+            # The first response's, as its stored body is: the task as it was created.
+            "ETag": entity_tag(FIRST_VERSION),
+            "Idempotent-Replayed": "true",
+        },
     )
