@@ -337,3 +337,31 @@ def test_an_audit_event_is_logged_once_its_change_is_committed_and_never_if_not(
     assert [(audit["event"], audit["task_id"], audit["logger"]) for audit in audits] == [
         ("task.created", created.json()["id"], "features.tasks.create_task.endpoint")
     ]
+
+
+def test_a_named_error_is_a_problem_with_its_status_and_text(client, auth_headers):
+    headers = auth_headers("alice")
+    task = client.post("/api/alice/tasks", json={"title": "Plan"}, headers=headers).json()
+
+    stale = client.put(
+        f"/api/alice/tasks/{task['id']}",
+        json={"title": "x"},
+        headers={**headers, "If-Match": '"7"'},
+    )
+    missing = client.delete(f"/api/alice/tasks/{task['id'] + 1}", headers=headers)
+
+    assert (stale.status_code, stale.headers["content-type"]) == (412, "application/problem+json")
+    assert stale.json() == {
+        "type": "about:blank",
+        "title": "Precondition Failed",
+        "status": 412,
+        "detail": f"Task {task['id']} has changed since the version in If-Match",
+        "request_id": stale.headers["x-request-id"],
+    }
+    assert missing.json() == {
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "detail": f"Task {task['id'] + 1} was not found",
+        "request_id": missing.headers["x-request-id"],
+    }
