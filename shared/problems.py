@@ -14,7 +14,12 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Scope
 
-from shared.db import DatabaseNotReadyError, SchemaNotReadyError, unknown_field_reason
+from shared.db import (
+    DatabaseNotReadyError,
+    ProblemError,
+    SchemaNotReadyError,
+    unknown_field_reason,
+)
 from shared.db_failures import DatabaseFailure, FailureKind, describe_database_failure
 from shared.methods import methods_at
 
@@ -184,6 +189,10 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     return problem_response(request.scope, exc.status_code, detail, headers=headers)
 
 
+async def _named_error(request: Request, exc: ProblemError) -> Response:
+    return problem_response(request.scope, exc.status, exc.detail)
+
+
 _WHY_UNAVAILABLE = {
     FailureKind.UNAVAILABLE: "The database is unavailable; try again shortly.",
     FailureKind.POOL: "Every database connection is busy; try again shortly.",
@@ -231,6 +240,8 @@ async def _not_ready(request: Request, exc: DatabaseNotReadyError) -> Response:
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
+    # Every named error a handler raises (`TaskNotFoundError`, ...), whatever its subclass.
+    app.add_exception_handler(ProblemError, _named_error)  # type: ignore[arg-type]
     app.add_exception_handler(DatabaseNotReadyError, _not_ready)  # type: ignore[arg-type]
     # Every error the driver raises (DBAPIError covers them all), the pool's, and ours.
     for failed in (DBAPIError, PoolTimeoutError, SchemaNotReadyError):
@@ -250,8 +261,8 @@ def internal_error_body(scope: Scope) -> bytes:
 def problem_openapi(openapi: dict[str, Any]) -> dict[str, Any]:
     """Give every error response the problem schema, and report validation as 400, not 422.
 
-    Slices declare only which errors they can return (`responses={404: {...}}`); the shape is
-    the same everywhere, so it is filled in here once.
+    Slices declare only which errors they can return (`responses=error_responses(...)`); the
+    shape is the same everywhere, so it is filled in here once.
     """
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):

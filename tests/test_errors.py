@@ -298,3 +298,70 @@ def test_a_sqlite_database_locked_by_another_writer_is_a_503_logged_as_contentio
     assert locked["sqlite_error"] == "SQLITE_BUSY"
     assert locked["message"] == "database is locked"
     assert scalar_at(url, "SELECT count(*) FROM tasks") == 0
+
+
+# Fails every transaction that wrote a task, at COMMIT: after the handler has returned, when
+# only the session's commit can find out. PostgreSQL only (SQLite has no deferred triggers).
+_FAIL_AT_COMMIT = (
+    """CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN RAISE EXCEPTION 'refused at commit'; END $$""",
+    """CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE OR DELETE ON tasks
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()""",
+)
+
+
+def test_an_audit_event_is_logged_once_its_change_is_committed_and_never_if_not(request, tmp_path):
+    with throwaway_database("postgresql", request, tmp_path) as url:
+        settings = _settings_for(url)
+        app = create_app(settings)
+        with json_logs(settings) as captured, TestClient(app) as client:
+            created = client.post(
+                "/api/alice/tasks", json={"title": "Plan"}, headers=_alice(settings)
+            )
+            task = f"/api/alice/tasks/{created.json()['id']}"
+            run_sql(url, *_FAIL_AT_COMMIT)
+            failed = [
+                client.post("/api/alice/tasks", json={"title": "Plan B"}, headers=_alice(settings)),
+                client.put(task, json={"title": "Renamed"}, headers=_alice(settings)),
+                client.patch(f"{task}/complete", headers=_alice(settings)),
+                client.delete(task, headers=_alice(settings)),
+            ]
+        stored = scalar_at(url, "SELECT count(*) FROM tasks WHERE title = 'Plan' AND NOT completed")
+
+    assert created.status_code == 201
+    for response in failed:
+        _assert_generic_500(response)
+    assert stored == 1  # none of the failed changes happened...
+    audits = [line for line in log_events(captured.getvalue()) if line["event"].startswith("task.")]
+    # ...and none is logged as done: only the one that was committed.
+    assert [(audit["event"], audit["task_id"], audit["logger"]) for audit in audits] == [
+        ("task.created", created.json()["id"], "features.tasks.create_task.endpoint")
+    ]
+
+
+def test_a_named_error_is_a_problem_with_its_status_and_text(client, auth_headers):
+    headers = auth_headers("alice")
+    task = client.post("/api/alice/tasks", json={"title": "Plan"}, headers=headers).json()
+
+    stale = client.put(
+        f"/api/alice/tasks/{task['id']}",
+        json={"title": "x"},
+        headers={**headers, "If-Match": '"7"'},
+    )
+    missing = client.delete(f"/api/alice/tasks/{task['id'] + 1}", headers=headers)
+
+    assert (stale.status_code, stale.headers["content-type"]) == (412, "application/problem+json")
+    assert stale.json() == {
+        "type": "about:blank",
+        "title": "Precondition Failed",
+        "status": 412,
+        "detail": f"Task {task['id']} has changed since the version in If-Match",
+        "request_id": stale.headers["x-request-id"],
+    }
+    assert missing.json() == {
+        "type": "about:blank",
+        "title": "Not Found",
+        "status": 404,
+        "detail": f"Task {task['id'] + 1} was not found",
+        "request_id": missing.headers["x-request-id"],
+    }

@@ -3,8 +3,13 @@
 - `tables`: the tables (`users`, `tasks`, `idempotency_keys`) and the UTC timestamps they keep;
 - `fields`: what a task's fields accept and what a task request body may hold;
 - `engine`: the database URL, what the connection goes through, the statement timeout;
-- `session`: the per-request session that owns the transaction (`DbSession`);
-- `versions`: a task's version as its ETag, and the `If-Match` / `If-None-Match` headers.
+- `session`: the per-request session that owns the transaction (`DbSession`), and the audit
+  events it logs once the transaction has committed;
+- `versions`: a task's version as its ETag, and the `If-Match` / `If-None-Match` headers;
+- `paths`: the path parameters the task routes share (`TaskId`);
+- `errors`: the named errors a query can raise (`TaskNotFoundError`, `VersionMismatchError`),
+  each with its status, problem text and OpenAPI response, and which one a write that matched
+  nothing means.
 
 Slices import from `shared.db` itself; the files are how the package is kept, not its API.
 """
@@ -18,6 +23,13 @@ from shared.db.engine import (
     reads_need_no_transaction,
     sync_database_url,
 )
+from shared.db.errors import (
+    ProblemError,
+    TaskNotFoundError,
+    VersionMismatchError,
+    error_responses,
+    not_found_or_changed,
+)
 from shared.db.fields import (
     SERVER_SET_FIELDS,
     TASK_FIELDS,
@@ -28,11 +40,13 @@ from shared.db.fields import (
     is_storable_text,
     unknown_field_reason,
 )
+from shared.db.paths import TaskId
 from shared.db.session import (
     DatabaseNotReadyError,
     DbSession,
     SchemaNotReadyError,
     create_session_factory,
+    log_after_commit,
 )
 from shared.db.tables import (
     DESCRIPTION_MAX_LENGTH,
@@ -45,10 +59,11 @@ from shared.db.tables import (
     purge_expired_idempotency_keys,
     utc_now,
 )
-from shared.db.versions import IfMatch, IfNoneMatch, entity_tag, versions_in
+from shared.db.versions import FIRST_VERSION, IfMatch, IfNoneMatch, entity_tag, versions_in
 
 __all__ = [
     "DESCRIPTION_MAX_LENGTH",
+    "FIRST_VERSION",
     "SERVER_SET_FIELDS",
     "TASK_FIELDS",
     "TITLE_MAX_LENGTH",
@@ -60,20 +75,27 @@ __all__ = [
     "IdempotencyKey",
     "IfMatch",
     "IfNoneMatch",
+    "ProblemError",
     "SchemaNotReadyError",
     "StorableText",
     "Task",
     "TaskDescription",
+    "TaskId",
+    "TaskNotFoundError",
     "TaskRequestBody",
     "TaskTitle",
     "UTCDateTime",
     "User",
+    "VersionMismatchError",
     "async_database_url",
     "connection_plan",
     "create_engine",
     "create_session_factory",
     "entity_tag",
+    "error_responses",
     "is_storable_text",
+    "log_after_commit",
+    "not_found_or_changed",
     "purge_expired_idempotency_keys",
     "reads_need_no_transaction",
     "sync_database_url",

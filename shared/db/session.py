@@ -1,7 +1,9 @@
-"""The per-request session that owns the transaction, and the errors of a database not ready."""
+"""The per-request session that owns the transaction, what is logged once it commits, and the
+errors of a database not ready."""
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -43,6 +45,21 @@ async def _session_for_request(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         await session.commit()
+        for log_event in session.info.pop(_AFTER_COMMIT, ()):
+            log_event()
+
+
+def log_after_commit(
+    session: AsyncSession, log: Callable[..., Any], event: str, **fields: object
+) -> None:
+    """Log `event` with `log` (the slice's `log.info`, so the line names its slice) once the
+    request's transaction has committed, and never if it rolls back or the commit fails: an
+    audit event says that a change was made, which only the commit makes true."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(partial(log, event, **fields))
+
+
+# A session serves one request (`DbSession`), so what it holds under this key is that request's.
+_AFTER_COMMIT = "log_after_commit"
 
 
 _READ_METHODS = frozenset({"GET", "HEAD"})

@@ -15,6 +15,10 @@ _ENTITY_TAG = re.compile(_TAG)
 _ENTITY_TAG_LIST_PATTERN = rf"^[ \t]*\*[ \t]*$|^{_TAG}(,{_TAG})*$"
 
 
+FIRST_VERSION = 1
+"""A new task's version: the ETag of every 201 that created one, a replay's included."""
+
+
 def entity_tag(version: int) -> str:
     return f'"{version}"'
 

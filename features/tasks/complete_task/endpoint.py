@@ -1,17 +1,24 @@
-from typing import Annotated
-
 import structlog
-from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from features.tasks.complete_task.query import set_task_completion, task_of_user_exists
+from features.tasks.complete_task.query import set_task_completion
 from features.tasks.complete_task.schemas import CompleteTaskRequest, CompleteTaskResponse
 from shared.auth import TaskOwner, record_user
-from shared.db import DbSession, IfMatch, entity_tag, versions_in
+from shared.db import (
+    DbSession,
+    IfMatch,
+    TaskId,
+    TaskNotFoundError,
+    VersionMismatchError,
+    entity_tag,
+    error_responses,
+    log_after_commit,
+    not_found_or_changed,
+    versions_in,
+)
 
 router = APIRouter()
 log = structlog.get_logger()
-
-TaskId = Annotated[int, Path(gt=0, le=2**63 - 1, description="The task's id.")]
 
 # What a client can do next with this task: OpenAPI links (the task's id from the body, the
 # same person), which generated clients and Schemathesis's stateful tests follow.
@@ -34,8 +41,7 @@ _LINKS = {
             },
             "links": _LINKS,
         },
-        404: {"description": "No such task on this person's list."},
-        412: {"description": "The task changed since the version in `If-Match`; nothing changed."},
+        **error_responses(TaskNotFoundError, VersionMismatchError),
     },
 )
 async def complete_task(
@@ -52,10 +58,15 @@ async def complete_task(
     expected = versions_in(if_match, weak_matches=False) if if_match is not None else None
     task = await set_task_completion(session, owner.id, task_id, completed, expected)
     if task is None:
-        if expected is not None and await task_of_user_exists(session, owner.id, task_id):
-            raise HTTPException(412, f"Task {task_id} has changed since the version in If-Match")
-        raise HTTPException(404, f"Task {task_id} was not found")
+        raise await not_found_or_changed(session, owner.id, task_id, expected)
     await record_user(request, session, owner)
     response.headers["ETag"] = entity_tag(task.version)
-    log.info("task.completion_changed", task_id=task_id, user_id=owner.id, completed=task.completed)
+    log_after_commit(
+        session,
+        log.info,
+        "task.completion_changed",
+        task_id=task_id,
+        user_id=owner.id,
+        completed=task.completed,
+    )
     return CompleteTaskResponse.model_validate(task)

@@ -1,5 +1,5 @@
 from sqlalchemy import case, not_, update
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import Task, utc_now
@@ -35,8 +35,3 @@ async def set_task_completion(
     if expected_versions is not None:
         statement = statement.where(col(Task.version).in_(expected_versions))
     return (await session.exec(statement)).scalar_one_or_none()
-
-
-async def task_of_user_exists(session: AsyncSession, user_id: str, task_id: int) -> bool:
-    statement = select(Task.id).where(col(Task.id) == task_id, col(Task.user_id) == user_id)
-    return (await session.exec(statement)).first() is not None

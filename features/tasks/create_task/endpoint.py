@@ -3,7 +3,7 @@ import json
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
 from pydantic import AfterValidator, WithJsonSchema
 
 from features.tasks.create_task.query import (
@@ -13,10 +13,37 @@ from features.tasks.create_task.query import (
 )
 from features.tasks.create_task.schemas import CreateTaskRequest, CreateTaskResponse
 from shared.auth import TaskOwner, record_user
-from shared.db import DbSession, IdempotencyKey, entity_tag
+from shared.db import (
+    FIRST_VERSION,
+    DbSession,
+    IdempotencyKey,
+    ProblemError,
+    entity_tag,
+    error_responses,
+    log_after_commit,
+)
 
 router = APIRouter()
 log = structlog.get_logger()
+
+
+class IdempotencyKeyInFlightError(ProblemError):
+    status = 409
+    description = "A request with this Idempotency-Key is being handled; retry."
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Another request with this Idempotency-Key got there first; retry to get its result"
+        )
+
+
+class IdempotencyKeyReusedError(ProblemError):
+    status = 422
+    description = "This Idempotency-Key was used with a different body."
+
+    def __init__(self) -> None:
+        super().__init__("This Idempotency-Key was already used with a different body")
+
 
 # What a client can do next with the task it created: OpenAPI links (the task's id from the
 # body, the same person), which generated clients and Schemathesis's stateful tests follow.
@@ -90,8 +117,7 @@ def _location(request: Request, task_id: int) -> str:
             },
             "links": _LINKS,
         },
-        409: {"description": "A request with this Idempotency-Key is being handled; retry."},
-        422: {"description": "This Idempotency-Key was used with a different body."},
+        **error_responses(IdempotencyKeyInFlightError, IdempotencyKeyReusedError),
     },
 )
 async def create_task(
@@ -107,7 +133,7 @@ async def create_task(
     if idempotency_key is not None:
         earlier = await find_live_idempotency_key(session, owner.id, idempotency_key)
         if earlier is not None:
-            return _replay(request, earlier, fingerprint)
+            return _replay(request, session, earlier, fingerprint)
     await record_user(request, session, owner)
     task = await insert_task(session, owner.id, body.title, body.description, body.completed)
     created = CreateTaskResponse.model_validate(task)
@@ -115,23 +141,27 @@ async def create_task(
         session, owner.id, idempotency_key, fingerprint, task.id, created.model_dump_json()
     ):
         # Raising rolls this request's task back: only the first request's task exists.
-        raise HTTPException(
-            409,
-            "Another request with this Idempotency-Key got there first; retry to get its result",
-        )
+        raise IdempotencyKeyInFlightError
     response.headers["Location"] = _location(request, task.id)
     response.headers["ETag"] = entity_tag(task.version)
-    log.info("task.created", task_id=task.id, user_id=owner.id)
+    log_after_commit(session, log.info, "task.created", task_id=task.id, user_id=owner.id)
     return created
 
 
-def _replay(request: Request, earlier: IdempotencyKey, fingerprint: str) -> Response:
+def _replay(
+    request: Request, session: DbSession, earlier: IdempotencyKey, fingerprint: str
+) -> Response:
     if earlier.request_fingerprint != fingerprint:
-        raise HTTPException(422, "This Idempotency-Key was already used with a different body")
-    log.info("task.create_replayed", task_id=earlier.task_id)
+        raise IdempotencyKeyReusedError
+    log_after_commit(session, log.info, "task.create_replayed", task_id=earlier.task_id)
     return Response(
         content=earlier.response_body,
         status_code=status.HTTP_201_CREATED,
         media_type="application/json",
-        headers={"Location": _location(request, earlier.task_id), "Idempotent-Replayed": "true"},
+        headers={
+            "Location": _location(request, earlier.task_id),
+            # The first response's, as its stored body is: the task as it was created.
+            "ETag": entity_tag(FIRST_VERSION),
+            "Idempotent-Replayed": "true",
+        },
     )

@@ -4,7 +4,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import IdempotencyKey, Task, utc_now
+from shared.db import FIRST_VERSION, IdempotencyKey, Task, utc_now
 
 IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
 
@@ -20,6 +20,8 @@ async def insert_task(
         completed=completed,
         created_at=now,
         updated_at=now,
+        # Set here, not left to the table's default: a replay's ETag names this version too.
+        version=FIRST_VERSION,
     )
     session.add(task)
     # One INSERT ... RETURNING id; everything else we already hold, so nothing is re-read.

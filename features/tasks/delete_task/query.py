@@ -1,5 +1,5 @@
 from sqlalchemy import delete
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db import Task
@@ -16,8 +16,3 @@ async def delete_task_of_user(
     if expected_versions is not None:
         statement = statement.where(col(Task.version).in_(expected_versions))
     return (await session.exec(statement)).scalar_one_or_none() is not None
-
-
-async def task_of_user_exists(session: AsyncSession, user_id: str, task_id: int) -> bool:
-    statement = select(Task.id).where(col(Task.id) == task_id, col(Task.user_id) == user_id)
-    return (await session.exec(statement)).first() is not None

@@ -1,15 +1,19 @@
-from typing import Annotated
-
-from fastapi import APIRouter, HTTPException, Path, Response
+from fastapi import APIRouter, Response
 
 from features.tasks.get_task.query import find_task_of_user
 from features.tasks.get_task.schemas import GetTaskResponse
 from shared.auth import TaskOwner
-from shared.db import DbSession, IfNoneMatch, entity_tag, versions_in
+from shared.db import (
+    DbSession,
+    IfNoneMatch,
+    TaskId,
+    TaskNotFoundError,
+    entity_tag,
+    error_responses,
+    versions_in,
+)
 
 router = APIRouter()
-
-TaskId = Annotated[int, Path(gt=0, le=2**63 - 1, description="The task's id.")]
 
 # What a client can do next with this task: OpenAPI links (the task's id from the body, the
 # same person), which generated clients and Schemathesis's stateful tests follow.
@@ -34,7 +38,7 @@ _LINKS = {
             "links": _LINKS,
         },
         304: {"description": "The task is unchanged since the ETag in `If-None-Match`."},
-        404: {"description": "No such task on this person's list."},
+        **error_responses(TaskNotFoundError),
     },
 )
 async def get_task(
@@ -47,7 +51,7 @@ async def get_task(
     """Fetch one task from the signed-in person's list."""
     task = await find_task_of_user(session, owner.id, task_id)
     if task is None:
-        raise HTTPException(404, f"Task {task_id} was not found")
+        raise TaskNotFoundError(task_id)
     tag = entity_tag(task.version)
     if if_none_match is not None:
         versions = versions_in(if_none_match, weak_matches=True)

@@ -1,21 +1,24 @@
-from typing import Annotated
-
 import structlog
-from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from features.tasks.update_task.query import (
-    find_task_of_user,
-    task_of_user_exists,
-    update_task_of_user,
-)
+from features.tasks.update_task.query import find_task_of_user, update_task_of_user
 from features.tasks.update_task.schemas import UpdateTaskRequest, UpdateTaskResponse
 from shared.auth import TaskOwner, record_user
-from shared.db import DbSession, IfMatch, entity_tag, versions_in
+from shared.db import (
+    DbSession,
+    IfMatch,
+    TaskId,
+    TaskNotFoundError,
+    VersionMismatchError,
+    entity_tag,
+    error_responses,
+    log_after_commit,
+    not_found_or_changed,
+    versions_in,
+)
 
 router = APIRouter()
 log = structlog.get_logger()
-
-TaskId = Annotated[int, Path(gt=0, le=2**63 - 1, description="The task's id.")]
 
 # What a client can do next with this task: OpenAPI links (the task's id from the body, the
 # same person), which generated clients and Schemathesis's stateful tests follow.
@@ -38,8 +41,7 @@ _LINKS = {
             },
             "links": _LINKS,
         },
-        404: {"description": "No such task on this person's list."},
-        412: {"description": "The task changed since the version in `If-Match`; nothing changed."},
+        **error_responses(TaskNotFoundError, VersionMismatchError),
     },
 )
 async def update_task(
@@ -56,22 +58,17 @@ async def update_task(
     changes = body.changes()
     if changes:
         task = await update_task_of_user(session, owner.id, task_id, changes, expected)
-        stale = task is None and expected is not None
-        if stale and await task_of_user_exists(session, owner.id, task_id):
-            raise _changed_since(task_id)
+        if task is None:
+            raise await not_found_or_changed(session, owner.id, task_id, expected)
     else:
         # Nothing to change: the task is answered as it is, its version and updated_at unmoved.
         task = await find_task_of_user(session, owner.id, task_id)
-        if task is not None and expected is not None and task.version not in expected:
-            raise _changed_since(task_id)
-    if task is None:
-        raise HTTPException(404, f"Task {task_id} was not found")
+        if task is None:
+            raise TaskNotFoundError(task_id)
+        if expected is not None and task.version not in expected:
+            raise VersionMismatchError(task_id)
     await record_user(request, session, owner)
     if changes:
-        log.info("task.updated", task_id=task_id, user_id=owner.id)
+        log_after_commit(session, log.info, "task.updated", task_id=task_id, user_id=owner.id)
     response.headers["ETag"] = entity_tag(task.version)
     return UpdateTaskResponse.model_validate(task)
-
-
-def _changed_since(task_id: int) -> HTTPException:
-    return HTTPException(412, f"Task {task_id} has changed since the version in If-Match")

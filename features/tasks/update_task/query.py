@@ -33,8 +33,3 @@ async def find_task_of_user(session: AsyncSession, user_id: str, task_id: int) -
     """The task as it is, for a PUT that changes nothing (`{}`): one read, no write."""
     statement = select(Task).where(col(Task.id) == task_id, col(Task.user_id) == user_id)
     return (await session.exec(statement)).first()
-
-
-async def task_of_user_exists(session: AsyncSession, user_id: str, task_id: int) -> bool:
-    statement = select(Task.id).where(col(Task.id) == task_id, col(Task.user_id) == user_id)
-    return (await session.exec(statement)).first() is not None

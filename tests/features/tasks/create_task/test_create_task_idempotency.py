@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from shared.db import IdempotencyKey
 from tests.factories import IdempotencyKeyFactory, UserFactory
-from tests.support import assert_problem, task_count
+from tests.support import assert_problem, stored_task, task_count
 
 LIST = "/api/alice/tasks"
 
@@ -31,6 +31,22 @@ def test_a_retry_returns_the_first_response_and_creates_nothing(client, db, auth
     assert retry.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in first.headers
     assert task_count(db) == 1
+
+
+def test_a_retry_carries_the_first_responses_etag_which_if_match_accepts(client, db, auth_headers):
+    key = str(uuid.uuid4())
+    first = _create(client, auth_headers("alice"), key)
+
+    retry = _create(client, auth_headers("alice"), key)
+    renamed = client.put(
+        retry.headers["location"],
+        json={"title": "Buy oat milk"},
+        headers={**auth_headers("alice"), "If-Match": retry.headers["etag"]},
+    )
+
+    assert retry.headers["etag"] == first.headers["etag"]
+    assert renamed.status_code == 200, renamed.text
+    assert stored_task(db, first.json()["id"]).title == "Buy oat milk"
 
 
 def test_a_quoted_key_is_the_same_key(client, db, auth_headers):
