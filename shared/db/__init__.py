@@ -4,7 +4,8 @@
 - `fields`: what a task's fields accept and what a task request body may hold;
 - `engine`: the database URL, what the connection goes through, the statement timeout;
 - `session`: the per-request session that owns the transaction (`DbSession`);
-- `versions`: a task's version as its ETag, and the `If-Match` / `If-None-Match` headers.
+- `versions`: a task's version as its ETag, and the `If-Match` / `If-None-Match` headers;
+- `state`: what the application holds for its lifetime (`AppState`, read with `app_state`).
 
 Slices import from `shared.db` itself; the files are how the package is kept, not its API.
 """
@@ -34,6 +35,7 @@ from shared.db.session import (
     SchemaNotReadyError,
     create_session_factory,
 )
+from shared.db.state import AppState, app_state
 from shared.db.tables import (
     DESCRIPTION_MAX_LENGTH,
     TITLE_MAX_LENGTH,
@@ -53,6 +55,7 @@ __all__ = [
     "TASK_FIELDS",
     "TITLE_MAX_LENGTH",
     "USER_ID_MAX_LENGTH",
+    "AppState",
     "ConnectionPlan",
     "DatabaseNotReadyError",
     "DatabaseUrlError",
@@ -68,6 +71,7 @@ __all__ = [
     "TaskTitle",
     "UTCDateTime",
     "User",
+    "app_state",
     "async_database_url",
     "connection_plan",
     "create_engine",

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from main import create_app
 from shared.body_limit import MAX_BODY_BYTES
+from shared.db import app_state
 from tests.factories import TaskFactory
 from tests.security.conftest import task_columns
 from tests.support import assert_problem, task_count, user_count
@@ -64,7 +65,7 @@ def real_server(settings) -> Iterator[RealServer]:
 @pytest.fixture
 def server(real_server, db) -> Iterator[RealServer]:
     yield real_server
-    real_server.app.state.known_users.clear()
+    app_state(real_server.app).known_users.clear()
 
 
 def send_chunked(port: int, path: str, headers: dict[str, str], chunks: list[bytes]):

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from features.registry import PUBLIC_ROUTERS, TASK_ROUTERS
 from main import create_app
 from shared.config import Settings
+from shared.db import app_state
 from shared.tokens import mint_token
 from tests.conftest import TEST_SECRET, DatabaseUnderTest
 from tests.service import PROJECT_ROOT, running_service
@@ -95,9 +96,9 @@ def api_schema(settings: Settings) -> Iterator[schemathesis.BaseSchema]:
 def api(api_schema: schemathesis.BaseSchema, db: Session) -> Iterator[schemathesis.BaseSchema]:
     """The schema, with empty tables before and after the test (the `db` fixture); the app
     forgets it wrote the users row, as the tables no longer hold it."""
-    api_schema.app.state.known_users.clear()
+    app_state(api_schema.app).known_users.clear()
     yield api_schema
-    api_schema.app.state.known_users.clear()
+    app_state(api_schema.app).known_users.clear()
 
 
 def test_every_operation_of_the_document_is_tested(api: schemathesis.BaseSchema) -> None:
