@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from main import create_app
 from shared.config import Settings
 from shared.db import Task, User, app_state
+from tests.routes import RequestBodies
 from tests.support import stored_task, stored_user
 
 
@@ -77,6 +78,12 @@ def running_client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as client:
         wait_until_idle(client)
         yield client
+
+
+@pytest.fixture(scope="session")
+def request_bodies(app: FastAPI) -> RequestBodies:
+    """The simplest valid body of each operation, from the app's OpenAPI document."""
+    return RequestBodies(app.openapi())
 
 
 @pytest.fixture
