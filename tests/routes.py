@@ -34,6 +34,7 @@ class Route:
     path: str  # as declared: /api/{user_id}/tasks/{task_id}
     status_code: int  # what it answers on success
     endpoint_module: str
+    endpoint_name: str
     public: bool
     takes_a_body: bool
 
@@ -69,6 +70,7 @@ def _routes_of(routers: list, *, public: bool) -> list[Route]:
                     path=route.path,
                     status_code=route.status_code or 200,
                     endpoint_module=route.endpoint.__module__,
+                    endpoint_name=route.endpoint.__name__,
                     public=public,
                     takes_a_body=route.body_field is not None,
                 )
