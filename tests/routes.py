@@ -74,7 +74,7 @@ def _routes_of(routers: list, *, public: bool) -> list[Route]:
                     public=public,
                     takes_a_body=route.body_field is not None,
                 )
-                for method in sorted(route.methods)
+                for method in sorted(route.methods or ())
             ]
     return routes
 
@@ -136,7 +136,7 @@ class RequestBodies:
             max_examples=1,
             database=None,
             phases=[hypothesis.Phase.generate],
-            suppress_health_check=list(hypothesis.HealthCheck),
+            suppress_health_check=list(hypothesis.HealthCheck.__members__.values()),
         )
         @hypothesis.given(case=operation.as_strategy(GenerationMode.POSITIVE))
         def draw(case: schemathesis.Case) -> None:

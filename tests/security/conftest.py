@@ -26,6 +26,7 @@ def wait_until_idle(client: TestClient) -> None:
     may stay checked out. Without this, a count of the engine's events could catch the purge.
     """
     client.get("/health")
+    assert isinstance(client.app, FastAPI)
     pool = app_state(client.app).engine.sync_engine.pool
     deadline = time.monotonic() + 10
     while pool.checkedout():

@@ -20,6 +20,7 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from shared.auth import MAX_TOKEN_BYTES
@@ -197,6 +198,7 @@ def client_for(started_clients, db) -> Iterator[Callable[[str], TestClient]]:
     yield client_for
     # The tables are emptied after each test, so the apps must forget whose rows they wrote.
     for client in used:
+        assert isinstance(client.app, FastAPI)
         app_state(client.app).known_users.clear()
 
 

@@ -41,4 +41,4 @@ async def check_readiness(request: Request) -> CheckReadinessResponse:
             )
     except (SQLAlchemyError, SchemaNotReadyError) as error:
         raise DatabaseNotReadyError from error
-    return CheckReadinessResponse(schema_revision=found)
+    return CheckReadinessResponse(schema_revision=expected)
