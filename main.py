@@ -31,7 +31,9 @@ from shared.body_limit import BodyLimitMiddleware
 from shared.config import Settings
 from shared.cors import documented_cors
 from shared.db import (
+    AppState,
     DatabaseUrlError,
+    app_state,
     async_database_url,
     connection_plan,
     create_engine,
@@ -97,14 +99,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.session_factory = create_session_factory(engine)
-    app.state.known_users = KnownUsers()
-    app.state.schema_revision = head_revision()
-    # Until the start-up migration has run, requests that need the database get a 503.
-    app.state.schema_ready = not settings.migrate_on_start
-    app.state.drain = Drain(settings.drain_seconds)
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        session_factory=create_session_factory(engine),
+        known_users=KnownUsers(),
+        schema_revision=head_revision(),
+        schema_ready=not settings.migrate_on_start,
+        drain=Drain(settings.drain_seconds),
+    )
+    state.install(app)
 
     install_problem_handlers(app)
     app.include_router(public_router())
@@ -127,7 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(SecurityHeadersMiddleware, production=settings.is_production)
     # Outermost, so that while draining every response closes its connection.
-    app.add_middleware(DrainMiddleware, drain=app.state.drain)
+    app.add_middleware(DrainMiddleware, drain=state.drain)
 
     def openapi() -> dict:
         if app.openapi_schema is None:
@@ -140,12 +144,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 async def _keep_the_database(app: FastAPI, settings: Settings) -> None:
     """Migrate first if asked (the purge needs the tables), then purge expired keys hourly."""
-    if not app.state.schema_ready:
-        await _migrate_until_done(app, settings)
-    await _purge_idempotency_keys_hourly(app.state.session_factory)
+    state = app_state(app)
+    if not state.schema_ready:
+        await _migrate_until_done(state, settings)
+    await _purge_idempotency_keys_hourly(state.session_factory)
 
 
-async def _migrate_until_done(app: FastAPI, settings: Settings) -> None:
+async def _migrate_until_done(state: AppState, settings: Settings) -> None:
     """Bring the database to this code's schema, waiting for it if it is down: the service
     starts anyway and becomes ready when the database returns."""
     delay = 1.0
@@ -158,8 +163,8 @@ async def _migrate_until_done(app: FastAPI, settings: Settings) -> None:
             # says which, with the database's SQLSTATE and message.
             log_database_failure("database.migration_failed", error, retry_in_seconds=delay)
         else:
-            app.state.schema_ready = True
-            log.info("database.migrated", revision=app.state.schema_revision)
+            state.schema_ready = True
+            log.info("database.migrated", revision=state.schema_revision)
             return
         await asyncio.sleep(delay)
         delay = min(delay * 2, 30.0)
@@ -185,7 +190,7 @@ def create_served_app() -> FastAPI:
     """The application as `main.py` serves it: SIGTERM drains it before uvicorn stops it
     (shared/drain.py). uvicorn calls this in each worker, after installing its signal handlers."""
     app = create_app()
-    drain_before_stopping(app.state.drain)
+    drain_before_stopping(app_state(app).drain)
     return app
 
 

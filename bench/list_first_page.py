@@ -44,7 +44,7 @@ from sqlalchemy import create_engine, event, text  # noqa: E402
 from bench.support import add_postgres_url_argument, fresh_database, our_service  # noqa: E402
 from main import create_app  # noqa: E402
 from shared.config import Settings  # noqa: E402
-from shared.db import sync_database_url  # noqa: E402
+from shared.db import app_state, sync_database_url  # noqa: E402
 from shared.tokens import mint_token  # noqa: E402
 
 SECRET = secrets.token_urlsafe(48)
@@ -221,7 +221,7 @@ def _database_work(url: str, paths: dict[str, str], tokens: dict[str, str]) -> d
         if statement.lstrip().upper().startswith("SELECT") and "FROM tasks" in statement:
             sent.append((statement, parameters))
 
-    event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
+    event.listen(app_state(app).engine.sync_engine, "before_cursor_execute", record)
     engine = create_engine(sync_database_url(url))
     work = {}
     with TestClient(app) as client, engine.connect() as connection:

@@ -20,7 +20,7 @@ from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.db import User, utc_now
+from shared.db import User, app_state, utc_now
 from shared.problems import RETRY_AFTER_SECONDS, problem_response
 from shared.tokens import (
     MAX_TOKEN_BYTES,
@@ -206,7 +206,7 @@ async def record_user(request: Request, session: AsyncSession, user: Authenticat
     before its INSERT (the task needs the row), changes after their statement, so that a task
     row is always locked before its owner's row, as the count trigger does.
     """
-    known_users: KnownUsers = request.app.state.known_users
+    known_users = app_state(request.app).known_users
     if known_users.is_current(user):
         return
     await _write_user_row(session, user)

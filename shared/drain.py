@@ -25,6 +25,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.supervisors import Multiprocess
 
+from shared.db import app_state
 from shared.problems import RETRY_AFTER_SECONDS
 
 log = structlog.get_logger()
@@ -48,8 +49,7 @@ class Drain:
 
 def drain_of(request: Request) -> Drain:
     """The application's drain state (set once by `create_app`)."""
-    drain: Drain = request.app.state.drain
-    return drain
+    return app_state(request.app).drain
 
 
 class ShuttingDown(HTTPException):

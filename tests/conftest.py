@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from main import create_app
 from migrations import upgrade_database
 from shared.config import Settings
-from shared.db import IdempotencyKey, Task, User, sync_database_url
+from shared.db import IdempotencyKey, Task, User, app_state, sync_database_url
 from shared.tokens import mint_token
 from tests import factories
 from tests.topology.pgbouncer.server import PgBouncer, running_pgbouncer
@@ -197,7 +197,7 @@ def db(database: DatabaseUnderTest) -> Iterator[Session]:
 def client(_running_client: TestClient, app: FastAPI, db: Session) -> Iterator[TestClient]:
     """The app over HTTP, with empty tables before and after the test."""
     yield _running_client
-    app.state.known_users.clear()
+    app_state(app).known_users.clear()
 
 
 @pytest.fixture

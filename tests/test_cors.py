@@ -2,8 +2,8 @@
 OpenAPI document declares and read every response header it declares, with credentials.
 
 The expected lists are read here from `/openapi.json` on their own (not with shared/cors.py),
-and the routes come from `features.registry`, so a header or a route added later is checked
-without editing this file.
+and the routes come from `features.registry` with bodies from the document (tests/routes.py), so
+a header or a route added later is checked without editing this file.
 """
 
 from collections.abc import Iterator
@@ -14,21 +14,15 @@ from fastapi import FastAPI, Header, Response
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from features.registry import PUBLIC_ROUTERS, TASK_ROUTERS
 from main import create_app
 from shared.config import Settings
 from shared.cors import CorsGrant
 from tests.factories import TaskFactory, UserFactory
+from tests.routes import ROUTES, RequestBodies, Route
 from tests.support import assert_problem, task_count, user_count
 
 FRONTEND = "http://localhost:3000"
 ELSEWHERE = "https://evil.example"
-ROUTES = [
-    (route.operation_id, method, route.path)
-    for router in PUBLIC_ROUTERS + TASK_ROUTERS
-    for route in router.routes
-    for method in sorted(route.methods)
-]
 
 
 def _operations(document: dict) -> Iterator[tuple[str, dict]]:
@@ -61,14 +55,15 @@ def _listed(value: str | None) -> set[str]:
     return {item.strip().lower() for item in (value or "").split(",") if item.strip()}
 
 
-def _url(path: str, task_id: int) -> str:
-    return path.format(user_id="alice", task_id=task_id)
-
-
 @pytest.fixture(scope="module")
 def document(app: FastAPI) -> dict:
     with TestClient(app) as client:
         return client.get("/openapi.json").json()
+
+
+@pytest.fixture(scope="module")
+def request_bodies(document: dict) -> RequestBodies:
+    return RequestBodies(document)
 
 
 def test_the_document_declares_the_headers_of_the_contract(document):
@@ -91,19 +86,19 @@ def test_the_document_declares_the_headers_of_the_contract(document):
     } <= answered
 
 
-@pytest.mark.parametrize(("operation_id", "method", "path"), ROUTES)
+@pytest.mark.parametrize("route", ROUTES, ids=str)
 def test_a_preflight_grants_each_documented_request_header(
-    client, db: Session, settings: Settings, document, operation_id, method, path
+    client, db: Session, settings: Settings, document, route: Route
 ):
     assert FRONTEND in settings.cors_origins
-    headers = sorted(_documented_request_headers(document)[operation_id])
+    headers = sorted(_documented_request_headers(document)[route.operation_id])
     assert headers
     for header in [*headers, ", ".join(headers)]:
         preflight = client.options(
-            _url(path, 1),
+            route.url(task_id=1),
             headers={
                 "Origin": FRONTEND,
-                "Access-Control-Request-Method": method,
+                "Access-Control-Request-Method": route.method,
                 "Access-Control-Request-Headers": header,
             },
         )
@@ -111,25 +106,24 @@ def test_a_preflight_grants_each_documented_request_header(
         assert preflight.status_code == 200, (header, preflight.text)
         assert preflight.headers["access-control-allow-origin"] == FRONTEND
         assert preflight.headers["access-control-allow-credentials"] == "true"
-        assert method.lower() in _listed(preflight.headers["access-control-allow-methods"])
+        assert route.method.lower() in _listed(preflight.headers["access-control-allow-methods"])
         assert _listed(header) <= _listed(preflight.headers["access-control-allow-headers"])
     # A preflight never reaches a handler.
     assert task_count(db) == 0
     assert user_count(db) == 0
 
 
-@pytest.mark.parametrize(("operation_id", "method", "path"), ROUTES)
+@pytest.mark.parametrize("route", ROUTES, ids=str)
 def test_a_real_request_with_credentials_may_read_each_documented_response_header(
-    client, db: Session, auth_headers, document, operation_id, method, path
+    client, db: Session, auth_headers, document, request_bodies, route: Route
 ):
     task = TaskFactory(owner=UserFactory(id="alice"))
-    body = {"title": "from the browser"} if method in {"POST", "PUT"} else None
 
     # What `fetch(url, {credentials: "include"})` sends: the origin, and the token.
     response = client.request(
-        method,
-        _url(path, task.id),
-        json=body,
+        route.method,
+        route.url(task_id=task.id),
+        json=request_bodies.valid(route),
         headers={**auth_headers("alice"), "Origin": FRONTEND},
     )
 
@@ -137,7 +131,7 @@ def test_a_real_request_with_credentials_may_read_each_documented_response_heade
     assert response.headers["access-control-allow-origin"] == FRONTEND
     assert response.headers["access-control-allow-credentials"] == "true"
     exposed = _listed(response.headers["access-control-expose-headers"])
-    assert _documented_response_headers(document)[operation_id] <= exposed
+    assert _documented_response_headers(document)[route.operation_id] <= exposed
     # Each documented header this answer carries is one the page can read.
     assert (
         _listed(",".join(response.headers))
@@ -145,20 +139,20 @@ def test_a_real_request_with_credentials_may_read_each_documented_response_heade
         <= exposed
     )
     assert "set-cookie" not in exposed
-    assert task_count(db) == (2 if method == "POST" else 0 if method == "DELETE" else 1)
+    assert task_count(db) == {"POST": 2, "DELETE": 0}.get(route.method, 1)
 
 
-@pytest.mark.parametrize(("operation_id", "method", "path"), ROUTES)
-def test_another_origin_is_granted_nothing(client, db, auth_headers, operation_id, method, path):
+@pytest.mark.parametrize("route", ROUTES, ids=str)
+def test_another_origin_is_granted_nothing(client, db, auth_headers, route: Route):
     preflight = client.options(
-        _url(path, 1),
+        route.url(task_id=1),
         headers={
             "Origin": ELSEWHERE,
-            "Access-Control-Request-Method": method,
+            "Access-Control-Request-Method": route.method,
             "Access-Control-Request-Headers": "authorization, if-match",
         },
     )
-    real = client.get(_url(path, 1), headers={**auth_headers("alice"), "Origin": ELSEWHERE})
+    real = client.get(route.url(task_id=1), headers={**auth_headers("alice"), "Origin": ELSEWHERE})
 
     # Without Access-Control-Allow-Origin the browser sends nothing after the preflight, and
     # keeps a real answer from the page.

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event
 
+from shared.db import app_state
 from tests.factories import TaskFactory
 
 
@@ -18,7 +19,7 @@ def statements(app) -> Iterator[list[str]]:
         if verb != "BEGIN":  # SQLite's explicit BEGIN IMMEDIATE is transaction control
             seen.append(verb)
 
-    engine = app.state.engine.sync_engine
+    engine = app_state(app).engine.sync_engine
     event.listen(engine, "before_cursor_execute", record)
     yield seen
     event.remove(engine, "before_cursor_execute", record)
@@ -110,7 +111,7 @@ def test_on_postgresql_reads_run_outside_a_transaction_and_writes_inside_one(
     def record(conn, _cursor, statement, _parameters, _context, _executemany) -> None:
         autocommit.append((statement.split()[0], conn.connection.driver_connection.autocommit))
 
-    engine = app.state.engine.sync_engine
+    engine = app_state(app).engine.sync_engine
     event.listen(engine, "before_cursor_execute", record)
     try:
         client.get("/api/alice/tasks", headers=headers)

@@ -9,7 +9,8 @@
 - `paths`: the path parameters the task routes share (`TaskId`);
 - `errors`: the named errors a query can raise (`TaskNotFoundError`, `VersionMismatchError`),
   each with its status, problem text and OpenAPI response, and which one a write that matched
-  nothing means.
+  nothing means;
+- `state`: what the application holds for its lifetime (`AppState`, read with `app_state`).
 
 Slices import from `shared.db` itself; the files are how the package is kept, not its API.
 """
@@ -48,6 +49,7 @@ from shared.db.session import (
     create_session_factory,
     log_after_commit,
 )
+from shared.db.state import AppState, app_state
 from shared.db.tables import (
     DESCRIPTION_MAX_LENGTH,
     TITLE_MAX_LENGTH,
@@ -68,6 +70,7 @@ __all__ = [
     "TASK_FIELDS",
     "TITLE_MAX_LENGTH",
     "USER_ID_MAX_LENGTH",
+    "AppState",
     "ConnectionPlan",
     "DatabaseNotReadyError",
     "DatabaseUrlError",
@@ -87,6 +90,7 @@ __all__ = [
     "UTCDateTime",
     "User",
     "VersionMismatchError",
+    "app_state",
     "async_database_url",
     "connection_plan",
     "create_engine",

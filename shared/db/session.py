@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.db.engine import reads_need_no_transaction
+from shared.db.state import app_state
 
 
 class SchemaNotReadyError(Exception):
@@ -27,15 +28,14 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
 
 
 async def _session_for_request(request: Request) -> AsyncIterator[AsyncSession]:
-    if not request.app.state.schema_ready:
+    state = app_state(request.app)
+    if not state.schema_ready:
         raise SchemaNotReadyError
-    session_factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
-    async with session_factory() as session:
-        engine: AsyncEngine = request.app.state.engine
-        if request.method in _READ_METHODS and reads_need_no_transaction(engine):
+    async with state.session_factory() as session:
+        if request.method in _READ_METHODS and reads_need_no_transaction(state.engine):
             # One statement needs no BEGIN and COMMIT around it: two round trips fewer.
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            if not reads_need_no_transaction(engine):
+            if not reads_need_no_transaction(state.engine):
                 # This very connection found the statement timeout dropped: the read gets a
                 # transaction (and its time limit) on the next connection instead.
                 await session.close()

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from main import create_app
 from shared.config import Settings
-from shared.db import Task, User
+from shared.db import Task, User, app_state
+from tests.routes import RequestBodies
 from tests.support import stored_task, stored_user
 
 
@@ -25,7 +26,8 @@ def wait_until_idle(client: TestClient) -> None:
     may stay checked out. Without this, a count of the engine's events could catch the purge.
     """
     client.get("/health")
-    pool = client.app.state.engine.sync_engine.pool
+    assert isinstance(client.app, FastAPI)
+    pool = app_state(client.app).engine.sync_engine.pool
     deadline = time.monotonic() + 10
     while pool.checkedout():
         assert time.monotonic() < deadline, "the app kept a database connection for 10 s"
@@ -36,7 +38,7 @@ def wait_until_idle(client: TestClient) -> None:
 def pool_use(app: FastAPI) -> Iterator[Counter[str]]:
     """Counts the connections the app takes from its pool ("checkout") and opens ("connect")."""
     seen: Counter[str] = Counter()
-    engine = app.state.engine.sync_engine
+    engine = app_state(app).engine.sync_engine
 
     def checkout(*_args: object) -> None:
         seen["checkout"] += 1
@@ -57,7 +59,7 @@ def pool_use(app: FastAPI) -> Iterator[Counter[str]]:
 def statements_sent(app: FastAPI) -> Iterator[list[str]]:
     """Every SQL statement the app sends while the block runs (SQLite's BEGIN excepted)."""
     seen: list[str] = []
-    engine = app.state.engine.sync_engine
+    engine = app_state(app).engine.sync_engine
 
     def record(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
         # SQLite's explicit BEGIN IMMEDIATE is transaction control, not a read or a write.
@@ -77,6 +79,12 @@ def running_client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as client:
         wait_until_idle(client)
         yield client
+
+
+@pytest.fixture(scope="session")
+def request_bodies(app: FastAPI) -> RequestBodies:
+    """The simplest valid body of each operation, from the app's OpenAPI document."""
+    return RequestBodies(app.openapi())
 
 
 @pytest.fixture

@@ -3,6 +3,9 @@ no client should send get a 4xx problem, never a 500, and change nothing.
 
 A chunked body is sent over a raw socket to a real uvicorn server, since the test client hands
 the app the whole body at once and so cannot show the limit counting bytes as they arrive.
+
+The tests of every route take the routes from `features.registry` and their bodies from the
+OpenAPI document (tests/routes.py), so a new slice is covered without editing this file.
 """
 
 import http.client
@@ -20,7 +23,14 @@ from fastapi import FastAPI
 
 from main import create_app
 from shared.body_limit import MAX_BODY_BYTES
+from shared.db import app_state
 from tests.factories import TaskFactory
+from tests.routes import (
+    TASK_ROUTES_WITH_A_BODY,
+    TASK_ROUTES_WITH_A_TASK_ID,
+    RequestBodies,
+    Route,
+)
 from tests.security.conftest import task_columns
 from tests.support import assert_problem, task_count, user_count
 
@@ -64,7 +74,7 @@ def real_server(settings) -> Iterator[RealServer]:
 @pytest.fixture
 def server(real_server, db) -> Iterator[RealServer]:
     yield real_server
-    real_server.app.state.known_users.clear()
+    app_state(real_server.app).known_users.clear()
 
 
 def send_chunked(port: int, path: str, headers: dict[str, str], chunks: list[bytes]):
@@ -199,16 +209,18 @@ def test_a_content_length_that_is_not_a_number_is_400(client, db, auth_headers, 
 
 
 INVALID_UTF8 = {
-    "a stray continuation byte": b'{"title": "\xff\xfe"}',
-    "an overlong slash": b'{"title": "\xc0\xaf"}',
-    "an encoded surrogate": b'{"title": "\xed\xa0\x80"}',
-    "a truncated sequence": b'{"title": "\xe2\x82"}',
+    "a stray continuation byte": b"\xff\xfe",
+    "an overlong slash": b"\xc0\xaf",
+    "an encoded surrogate": b"\xed\xa0\x80",
+    "a truncated sequence": b"\xe2\x82",
 }
-CHANGES = {
-    "create_task": ("POST", "", {"title": "x"}),
-    "update_task": ("PUT", "/{task}", {"title": "x"}),
-    "complete_task": ("PATCH", "/{task}/complete", {"completed": True}),
-}
+
+
+def _with_invalid_utf8(bodies: RequestBodies, route: Route, invalid: bytes) -> bytes:
+    """The route's valid body, with invalid UTF-8 in a field that would otherwise be read."""
+    placeholder = "\u2603 not utf-8 \u2603"
+    body = {**(bodies.valid(route) or {}), bodies.text_field(route): placeholder}
+    return json.dumps(body, ensure_ascii=False).encode().replace(placeholder.encode(), invalid)
 
 
 @pytest.fixture
@@ -216,20 +228,18 @@ def alices_task(db):
     return TaskFactory(owner__id="alice", title="as it was", version=3)
 
 
-def _send(client, route: str, task_id: int, content: bytes, headers: dict):
-    method, suffix, _ = CHANGES[route]
+def _send(client, route: Route, task_id: int, content: bytes, headers: dict):
     return client.request(
-        method, LIST + suffix.format(task=task_id), content=content, headers=headers
+        route.method, route.url(user_id="alice", task_id=task_id), content=content, headers=headers
     )
 
 
-@pytest.mark.parametrize("route", CHANGES)
-@pytest.mark.parametrize("body", INVALID_UTF8.values(), ids=INVALID_UTF8.keys())
+@pytest.mark.parametrize("route", TASK_ROUTES_WITH_A_BODY, ids=str)
+@pytest.mark.parametrize("invalid", INVALID_UTF8.values(), ids=INVALID_UTF8.keys())
 def test_invalid_utf8_is_a_400_problem_and_changes_nothing(
-    client, db, auth_headers, alices_task, route, body
+    client, db, auth_headers, request_bodies, alices_task, route, invalid
 ):
-    if route == "complete_task":
-        body = body.replace(b'"title"', b'"completed"')
+    body = _with_invalid_utf8(request_bodies, route, invalid)
     before = task_columns(db, alices_task.id)
     headers = {**auth_headers("alice"), "Content-Type": "application/json"}
 
@@ -240,7 +250,7 @@ def test_invalid_utf8_is_a_400_problem_and_changes_nothing(
     assert task_count(db) == 1
 
 
-@pytest.mark.parametrize("route", CHANGES)
+@pytest.mark.parametrize("route", TASK_ROUTES_WITH_A_BODY, ids=str)
 @pytest.mark.parametrize(
     "content_type",
     [
@@ -253,13 +263,13 @@ def test_invalid_utf8_is_a_400_problem_and_changes_nothing(
     ],
 )
 def test_a_body_that_is_not_sent_as_json_is_a_400_problem(
-    client, db, auth_headers, alices_task, route, content_type
+    client, db, auth_headers, request_bodies, alices_task, route, content_type
 ):
     before = task_columns(db, alices_task.id)
     headers = auth_headers("alice")
     if content_type is not None:
         headers["Content-Type"] = content_type
-    valid_json = json.dumps(CHANGES[route][2]).encode()
+    valid_json = json.dumps(request_bodies.valid(route)).encode()
 
     response = _send(client, route, alices_task.id, valid_json, headers)
 
@@ -269,7 +279,7 @@ def test_a_body_that_is_not_sent_as_json_is_a_400_problem(
     assert task_count(db) == 1
 
 
-@pytest.mark.parametrize("route", CHANGES)
+@pytest.mark.parametrize("route", TASK_ROUTES_WITH_A_BODY, ids=str)
 @pytest.mark.parametrize(
     "body",
     [
@@ -310,15 +320,7 @@ def test_nesting_deeper_than_64_kib_holds_is_refused_for_its_size(client, db, au
     assert task_count(db) == 0
 
 
-TASK_ROUTES = {
-    "get_task": ("GET", "/{task}"),
-    "update_task": ("PUT", "/{task}"),
-    "complete_task": ("PATCH", "/{task}/complete"),
-    "delete_task": ("DELETE", "/{task}"),
-}
-
-
-@pytest.mark.parametrize("route", TASK_ROUTES)
+@pytest.mark.parametrize("route", TASK_ROUTES_WITH_A_TASK_ID, ids=str)
 @pytest.mark.parametrize(
     ("task_id", "status"),
     [
@@ -337,15 +339,14 @@ TASK_ROUTES = {
     ],
 )
 def test_an_impossible_task_id_is_a_400_and_an_absent_one_a_404(
-    client, db, auth_headers, alices_task, route, task_id, status
+    client, db, auth_headers, request_bodies, alices_task, route, task_id, status
 ):
     before = task_columns(db, alices_task.id)
-    method, suffix = TASK_ROUTES[route]
 
     response = client.request(
-        method,
-        LIST + suffix.format(task=task_id),
-        json={"title": "x"} if method == "PUT" else None,
+        route.method,
+        route.url(user_id="alice", task_id=task_id),
+        json=request_bodies.valid(route),
         headers=auth_headers("alice"),
     )
 

@@ -15,7 +15,8 @@ Schemathesis's state machine; both are its documented Python API. The coverage p
 values of every parameter and field, each constraint broken in turn, undeclared methods) runs
 through Schemathesis's own command line against the service served as in production.
 
-The operations come from `features.registry`, so a new slice is fuzzed without editing this file.
+The operations come from `features.registry` (tests/routes.py), so a new slice is fuzzed without
+editing this file.
 """
 
 import json
@@ -32,18 +33,17 @@ from schemathesis import GenerationMode
 from schemathesis.python import asgi
 from sqlalchemy.orm import Session
 
-from features.registry import PUBLIC_ROUTERS, TASK_ROUTERS
 from main import create_app
 from shared.config import Settings
+from shared.db import app_state
 from shared.tokens import mint_token
 from tests.conftest import TEST_SECRET, DatabaseUnderTest
+from tests.routes import ROUTES
 from tests.service import PROJECT_ROOT, running_service
 
 SEED = 20_260_505
 USER_ID = "schemathesis-user"
-OPERATION_IDS = [
-    route.operation_id for router in PUBLIC_ROUTERS + TASK_ROUTERS for route in router.routes
-]
+OPERATION_IDS = list(dict.fromkeys(route.operation_id for route in ROUTES))
 # Answers to a well-formed request that the state of things refuses, besides Schemathesis's
 # defaults (2xx, 3xx, 401, 403, 404): 409, a create racing another with the same
 # Idempotency-Key; 412, an If-Match naming a version the task no longer has; 422, a create
@@ -95,9 +95,9 @@ def api_schema(settings: Settings) -> Iterator[schemathesis.BaseSchema]:
 def api(api_schema: schemathesis.BaseSchema, db: Session) -> Iterator[schemathesis.BaseSchema]:
     """The schema, with empty tables before and after the test (the `db` fixture); the app
     forgets it wrote the users row, as the tables no longer hold it."""
-    api_schema.app.state.known_users.clear()
+    app_state(api_schema.app).known_users.clear()
     yield api_schema
-    api_schema.app.state.known_users.clear()
+    app_state(api_schema.app).known_users.clear()
 
 
 def test_every_operation_of_the_document_is_tested(api: schemathesis.BaseSchema) -> None:

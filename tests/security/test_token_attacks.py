@@ -20,9 +20,11 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from shared.auth import MAX_TOKEN_BYTES
+from shared.db import app_state
 from tests.conftest import TEST_SECRET
 from tests.keys import SigningKey, claims_for, jwks_endpoint, new_key
 from tests.security.conftest import pool_use, running_client
@@ -196,7 +198,8 @@ def client_for(started_clients, db) -> Iterator[Callable[[str], TestClient]]:
     yield client_for
     # The tables are emptied after each test, so the apps must forget whose rows they wrote.
     for client in used:
-        client.app.state.known_users.clear()
+        assert isinstance(client.app, FastAPI)
+        app_state(client.app).known_users.clear()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, event, text
 
 from migrations import upgrade_database
 from shared.config import Settings
-from shared.db import sync_database_url
+from shared.db import app_state, sync_database_url
 from shared.tokens import mint_token
 from tests.conftest import TEST_SECRET, empty_postgres_database
 from tests.service import Service, running_service
@@ -42,14 +42,14 @@ def test_a_draining_app_answers_ready_503_without_asking_the_database(client, ap
         statements.append(statement)
 
     assert client.get("/ready").status_code == 200
-    event.listen(app.state.engine.sync_engine, "before_cursor_execute", record)
-    app.state.drain.begin()
+    event.listen(app_state(app).engine.sync_engine, "before_cursor_execute", record)
+    app_state(app).drain.begin()
     try:
         ready = client.get("/ready")
         health = client.get("/health")
     finally:
-        app.state.drain.began_at = None
-        event.remove(app.state.engine.sync_engine, "before_cursor_execute", record)
+        app_state(app).drain.began_at = None
+        event.remove(app_state(app).engine.sync_engine, "before_cursor_execute", record)
 
     _assert_shutting_down(ready)
     assert ready.headers["connection"] == "close"

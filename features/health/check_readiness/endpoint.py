@@ -1,11 +1,9 @@
 from fastapi import APIRouter, Request
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from features.health.check_readiness.query import find_schema_revision
 from features.health.check_readiness.schemas import CheckReadinessResponse
-from shared.db import DatabaseNotReadyError, SchemaNotReadyError
+from shared.db import DatabaseNotReadyError, SchemaNotReadyError, app_state
 
 router = APIRouter()
 
@@ -27,14 +25,14 @@ router = APIRouter()
 async def check_readiness(request: Request) -> CheckReadinessResponse:
     """Answer 200 when the database answers and holds the schema this code expects, else 503
     (503 too once the instance is shutting down)."""
-    expected: str = request.app.state.schema_revision
-    # Its own session rather than the request's DbSession, whose failures (while connecting,
-    # say) would be answered as any request's: a probe hears 503 whatever the database did.
-    session_factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+    state = app_state(request.app)
+    expected = state.schema_revision
     try:
-        if not request.app.state.schema_ready:
+        if not state.schema_ready:
             raise SchemaNotReadyError
-        async with session_factory() as session:
+        # Its own session rather than the request's DbSession, whose failures (while connecting,
+        # say) would be answered as any request's: a probe hears 503 whatever the database did.
+        async with state.session_factory() as session:
             found = await find_schema_revision(session)
         if found != expected:
             raise SchemaNotReadyError(
@@ -43,4 +41,4 @@ async def check_readiness(request: Request) -> CheckReadinessResponse:
             )
     except (SQLAlchemyError, SchemaNotReadyError) as error:
         raise DatabaseNotReadyError from error
-    return CheckReadinessResponse(schema_revision=found)
+    return CheckReadinessResponse(schema_revision=expected)

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine
 from main import create_app
 from migrations import alembic_config, head_revision
 from shared.config import Settings
-from shared.db import sync_database_url
+from shared.db import app_state, sync_database_url
 from shared.tokens import mint_token
 from tests.conftest import TEST_SECRET, empty_postgres_database
 from tests.support import (
@@ -116,7 +116,7 @@ def test_while_starting_against_a_database_that_is_down_requests_get_503(setting
             "/api/alice/tasks", headers={"Authorization": f"Bearer {_token(starting)}"}
         )
 
-    assert app.state.schema_ready is False
+    assert app_state(app).schema_ready is False
     assert_problem(ready, 503)
     assert "starting" in ready.json()["detail"]
     assert_problem(listing, 503)

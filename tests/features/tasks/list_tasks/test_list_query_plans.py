@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import delete, event, insert, text
 from sqlalchemy.orm import Session
 
-from shared.db import Task, User, utc_now
+from shared.db import Task, User, app_state, utc_now
 from tests import factories
 from tests.factories import TaskFactory, UserFactory
 
@@ -92,7 +92,7 @@ def sent_statements(app) -> Iterator[list[tuple[str, Any]]]:
         if statement.lstrip().upper().startswith("SELECT") and "FROM tasks" in statement:
             seen.append((statement, parameters))
 
-    engine = app.state.engine.sync_engine
+    engine = app_state(app).engine.sync_engine
     event.listen(engine, "before_cursor_execute", record)
     yield seen
     event.remove(engine, "before_cursor_execute", record)
