@@ -19,7 +19,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from main import create_app
-from shared.body_limit import MAX_BODY_BYTES
+from shared.edge import MAX_BODY_BYTES
 from tests.factories import TaskFactory
 from tests.security.conftest import task_columns
 from tests.support import assert_problem, task_count, user_count

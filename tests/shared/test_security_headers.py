@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from main import create_app
 from shared.config import Settings
-from shared.security_headers import API_POLICY
+from shared.edge import API_POLICY
 from tests.conftest import TEST_SECRET
 from tests.factories import TaskFactory
 
