@@ -78,8 +78,6 @@ _READ = frozenset(
     }
 )
 
-log = structlog.get_logger()
-
 
 class BodyTooLarge(HTTPException):
     def __init__(self, max_bytes: int) -> None:
@@ -105,6 +103,9 @@ class EdgeMiddleware:
         self.verifier = verifier
         self.drain = drain
         self.max_body_bytes = max_body_bytes
+        # Bound once, when the stack is built (create_app has configured logging by then):
+        # structlog's module-level proxy builds its logger anew for each line, 7 µs a line.
+        self.log = structlog.get_logger(__name__).bind()
         # Starlette's CORS middleware holds the policy and writes its headers; it is not a layer
         # of its own here (it would have to sit between the security headers and the request id,
         # splitting this pass in two), so the edge calls its preflight and response parts.
@@ -187,13 +188,13 @@ class EdgeMiddleware:
             else:
                 await self.app(routed, receive_within_limit, send_out)
         except Exception:
-            log.exception("request.failed", method=method, path=scope["path"])
+            self.log.exception("request.failed", method=method, path=scope["path"])
             if response_started:
                 raise
             await _send_internal_error(scope, send_out)
         finally:
             route = routed.get("route")
-            log.info(
+            self.log.info(
                 "request.completed",
                 method=method,
                 route=getattr(route, "path", None),
@@ -231,13 +232,13 @@ class EdgeMiddleware:
         try:
             user = await self.verifier.verify(bearer_token(authorization))
         except VerificationUnavailableError as outage:
-            log.warning("auth.unavailable", kind=type(outage).__name__, reason=str(outage))
+            self.log.warning("auth.unavailable", kind=type(outage).__name__, reason=str(outage))
             retry_after = outage.retry_after or RETRY_AFTER_SECONDS
             return problem_response(
                 scope, 503, outage.detail, headers={"Retry-After": str(retry_after)}
             )
         except TokenRejectedError as refused:
-            log.info("auth.refused", reason=str(refused))
+            self.log.info("auth.refused", reason=str(refused))
             challenge = 'Bearer error="invalid_token"' if authorization else "Bearer"
             return problem_response(
                 scope, 401, str(refused), headers={"WWW-Authenticate": challenge}
