@@ -11,7 +11,6 @@ import time
 from collections import OrderedDict
 from typing import Annotated, Any
 
-import structlog
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPBearer
 from sqlalchemy import event, or_, update
@@ -29,8 +28,6 @@ from shared.tokens import (
 PROTECTED_PREFIX = "/api/"
 # RFC 6750's b64token; a JWT is three base64url segments joined by dots.
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-
-log = structlog.get_logger()
 
 
 def bearer_token(authorization: str | None) -> str:
