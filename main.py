@@ -26,10 +26,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from features.registry import public_router, tasks_router
 from migrations import head_revision, upgrade_database
-from shared.auth import BearerAuthMiddleware, KnownUsers
-from shared.body_limit import BodyLimitMiddleware
+from shared.auth import KnownUsers
 from shared.config import Settings
-from shared.cors import documented_cors
 from shared.db import (
     AppState,
     DatabaseUrlError,
@@ -42,12 +40,10 @@ from shared.db import (
 )
 from shared.db_failures import log_database_failure
 from shared.docs import install_documentation
-from shared.drain import Drain, DrainMiddleware, Supervisor, drain_before_stopping
-from shared.header_limit import MAX_HEADER_BYTES, HeaderLimitMiddleware
-from shared.logging import RequestContextMiddleware, configure_logging, document_request_id
-from shared.methods import HeadAsGetMiddleware
+from shared.drain import Drain, Supervisor, drain_before_stopping
+from shared.edge import MAX_HEADER_BYTES, EdgeMiddleware
+from shared.logging import configure_logging, document_request_id
 from shared.problems import install_problem_handlers, problem_openapi
-from shared.security_headers import SecurityHeadersMiddleware
 from shared.tokens import create_token_verifier, mint_token
 
 API_DESCRIPTION = """Each person's todo list, for the frontend's REST calls.
@@ -116,22 +112,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_documentation(app)
     app.include_router(tasks_router())
 
-    # Added innermost first: a response always gets the security headers; a request meets CORS,
-    # then its id and log line, then the header and body limits, then the token check, then
-    # HEAD becomes GET, and only then the routes.
-    app.add_middleware(HeadAsGetMiddleware)
-    app.add_middleware(BearerAuthMiddleware, verifier=verifier)
-    app.add_middleware(BodyLimitMiddleware)
-    app.add_middleware(HeaderLimitMiddleware)
-    app.add_middleware(RequestContextMiddleware)
-    # What a browser may send and read is what the OpenAPI document declares (read when the
-    # middleware stack is built, once every route is in).
+    # One pass (shared/edge.py), in this order: CORS, the request's id and log line, the header
+    # and body limits, the token, HEAD as GET, and only then the routes; every response gets
+    # the security headers (and, while draining, `Connection: close`). What a browser may send
+    # and read is what the OpenAPI document declares, read when the middleware stack is built,
+    # once every route is in.
     app.add_middleware(
-        documented_cors, document=lambda: app.openapi(), origins=settings.cors_origins
+        EdgeMiddleware,
+        verifier=verifier,
+        drain=state.drain,
+        production=settings.is_production,
+        document=lambda: app.openapi(),
+        cors_origins=settings.cors_origins,
     )
-    app.add_middleware(SecurityHeadersMiddleware, production=settings.is_production)
-    # Outermost, so that while draining every response closes its connection.
-    app.add_middleware(DrainMiddleware, drain=state.drain)
 
     def openapi() -> dict:
         if app.openapi_schema is None:

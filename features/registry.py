@@ -62,7 +62,7 @@ def tasks_router() -> APIRouter:
     """Every task route (each slice names its own path under `/api/{user_id}/tasks`), open
     only to the path's owner.
 
-    The bearer token itself is verified earlier, by `BearerAuthMiddleware`, for all of `/api/`;
+    The bearer token itself is verified earlier, by the edge (shared/edge.py), for all of `/api/`;
     the owner check here is declared once so no slice can forget it.
     """
     router = APIRouter(

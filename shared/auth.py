@@ -1,6 +1,6 @@
 """Bearer-token authentication: who is calling, whether the path is theirs, and their `users` row.
 
-Tokens are checked by `BearerAuthMiddleware` for every path under `/api/`, before a body is read
+Tokens are checked by the edge (shared/edge.py) for every path under `/api/`, before a body is read
 or a database connection taken, so a bad token costs nothing and learns nothing. Handlers then
 take the verified person through the `TaskOwner` dependency, and writing handlers call
 `record_user` to keep the person's `users` row in step.
@@ -11,30 +11,23 @@ import time
 from collections import OrderedDict
 from typing import Annotated, Any
 
-import structlog
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPBearer
 from sqlalchemy import event, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.db import User, app_state, utc_now
-from shared.problems import RETRY_AFTER_SECONDS, problem_response
 from shared.tokens import (
     MAX_TOKEN_BYTES,
     AuthenticatedUser,
     TokenRejectedError,
-    TokenVerifier,
-    VerificationUnavailableError,
 )
 
 PROTECTED_PREFIX = "/api/"
 # RFC 6750's b64token; a JWT is three base64url segments joined by dots.
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-
-log = structlog.get_logger()
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -52,47 +45,7 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-class BearerAuthMiddleware:
-    """Refuses every request under `/api/` whose bearer token does not verify, with a 401."""
-
-    def __init__(self, app: ASGIApp, verifier: TokenVerifier) -> None:
-        self.app = app
-        self.verifier = verifier
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIX):
-            await self.app(scope, receive, send)
-            return
-        authorization = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value.decode("latin-1")
-                break
-        try:
-            user = await self.verifier.verify(bearer_token(authorization))
-        except VerificationUnavailableError as outage:
-            log.warning("auth.unavailable", kind=type(outage).__name__, reason=str(outage))
-            retry_after = outage.retry_after or RETRY_AFTER_SECONDS
-            response = problem_response(
-                scope, 503, outage.detail, headers={"Retry-After": str(retry_after)}
-            )
-            await response(scope, receive, send)
-            return
-        except TokenRejectedError as refusal:
-            log.info("auth.refused", reason=str(refusal))
-            challenge = 'Bearer error="invalid_token"' if authorization else "Bearer"
-            response = problem_response(
-                scope, 401, str(refusal), headers={"WWW-Authenticate": challenge}
-            )
-            await response(scope, receive, send)
-            return
-        state = scope.setdefault("state", {})
-        state["user"] = user
-        state["user_id"] = user.id
-        await self.app(scope, receive, send)
-
-
-# Declared so the OpenAPI document shows the bearer scheme; the middleware does the checking.
+# Declared so the OpenAPI document shows the bearer scheme; the edge does the checking.
 _bearer_scheme = HTTPBearer(
     auto_error=False,
     description=(

@@ -21,8 +21,6 @@ from types import FrameType
 
 import structlog
 from fastapi import HTTPException, Request
-from starlette.datastructures import MutableHeaders
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.supervisors import Multiprocess
 
 from shared.db import app_state
@@ -68,29 +66,6 @@ def refuse_while_draining(request: Request) -> None:
     """A dependency for `/ready`: 503 while draining, before anything touches the database."""
     if drain_of(request).draining:
         raise ShuttingDown
-
-
-class DrainMiddleware:
-    """While draining, every response closes its connection (uvicorn honours the header).
-
-    The outermost middleware, so that error and problem responses close theirs too; it looks at
-    the drain when the response starts, so a request that began before the drain closes too."""
-
-    def __init__(self, app: ASGIApp, drain: Drain) -> None:
-        self.app = app
-        self.drain = drain
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_closing(message: Message) -> None:
-            if message["type"] == "http.response.start" and self.drain.draining:
-                MutableHeaders(scope=message)["Connection"] = "close"
-            await send(message)
-
-        await self.app(scope, receive, send_closing)
 
 
 def drain_before_stopping(drain: Drain) -> None:

@@ -1,21 +1,16 @@
-"""structlog configuration, and the middleware that gives each request an id and one log line."""
+"""structlog configuration, and what the OpenAPI document says of request ids (the edge,
+shared/edge.py, gives each request its id and its log line)."""
 
 import logging
 import re
 import sys
-import time
-import uuid
 from typing import Any, TextIO
 
 import structlog
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.config import Settings
-from shared.problems import PROBLEM_MEDIA_TYPE, internal_error_body
 
 REQUEST_ID_HEADER = "X-Request-ID"
-# A client's id is kept only when it is short and plain, so it cannot forge log lines.
-_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+=~-]{0,127}")
 # Belt and braces: even if someone logs one of these keys, its value never reaches the output.
 _SECRET_KEYS = frozenset({"authorization", "token", "secret", "password", "cookie"})
 
@@ -122,79 +117,6 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     # Our own request line replaces uvicorn's access log, which lacks the id, user and route.
     logging.getLogger("uvicorn.access").disabled = True
-
-
-def _request_id_from(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            candidate = value.decode("latin-1")
-            if _SANE_REQUEST_ID.fullmatch(candidate):
-                return candidate
-            break
-    return uuid.uuid4().hex
-
-
-class RequestContextMiddleware:
-    """Gives each request an id (kept from a sane `X-Request-ID`, else new), echoes it, logs one
-    line when the request ends, and turns an unhandled exception into a generic 500 problem."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        request_id = _request_id_from(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        status = 500
-        response_started = False
-        encoded_id = request_id.encode()
-
-        async def send_with_request_id(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", encoded_id)]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_request_id)
-        except Exception:
-            log.exception("request.failed", method=scope["method"], path=scope["path"])
-            if response_started:
-                raise
-            await self._send_internal_error(scope, send_with_request_id)
-        finally:
-            route = scope.get("route")
-            log.info(
-                "request.completed",
-                method=scope["method"],
-                route=getattr(route, "path", None),
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                user_id=scope["state"].get("user_id"),
-            )
-            structlog.contextvars.clear_contextvars()
-
-    @staticmethod
-    async def _send_internal_error(scope: Scope, send: Send) -> None:
-        body = internal_error_body(scope)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 500,
-                "headers": [
-                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
 
 def document_request_id(openapi: dict[str, Any]) -> dict[str, Any]:

@@ -22,8 +22,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from main import create_app
-from shared.body_limit import MAX_BODY_BYTES
 from shared.db import app_state
+from shared.edge import MAX_BODY_BYTES
 from tests.factories import TaskFactory
 from tests.routes import (
     TASK_ROUTES_WITH_A_BODY,

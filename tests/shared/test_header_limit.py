@@ -4,7 +4,7 @@ the token is checked or anything is read or stored."""
 import httpx2
 import pytest
 
-from shared.header_limit import MAX_HEADER_BYTES, MAX_HEADER_COUNT
+from shared.edge import MAX_HEADER_BYTES, MAX_HEADER_COUNT
 from tests.service import running_service
 from tests.support import assert_problem, task_count
 

@@ -11,9 +11,10 @@ from pydantic import SecretStr
 
 from main import create_app
 from shared.config import Settings
-from shared.security_headers import API_POLICY
+from shared.edge import API_POLICY
 from tests.conftest import TEST_SECRET
 from tests.factories import TaskFactory
+from tests.support import task_count
 
 FRONTEND = "http://localhost:3000"
 
@@ -58,6 +59,29 @@ def test_every_kind_of_answer_carries_the_security_headers(client, auth_headers)
     for name, response in answers.items():
         assert response.status_code < 500, (name, response.text)
         _assert_hardened(response, cache=ASSET_CACHING if name in ASSETS else "no-store")
+
+
+def test_a_preflight_carries_the_security_headers_too(client, db):
+    # CORS answers a preflight itself, before the request id and the token: it still gets them.
+    preflights = {
+        "granted": client.options(
+            "/api/alice/tasks",
+            headers={"Origin": FRONTEND, "Access-Control-Request-Method": "POST"},
+        ),
+        "refused": client.options(
+            "/api/alice/tasks",
+            headers={
+                "Origin": "https://elsewhere.example",
+                "Access-Control-Request-Method": "POST",
+            },
+        ),
+    }
+
+    assert preflights["granted"].status_code == 200
+    assert preflights["refused"].status_code == 400
+    for response in preflights.values():
+        _assert_hardened(response)
+    assert task_count(db) == 0
 
 
 def _directives(policy: str) -> dict[str, list[str]]:
