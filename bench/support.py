@@ -192,7 +192,7 @@ class WrkRun:
 def run_wrk(
     base: str, service: str, workload: str, connections: int, duration: int, data: Path
 ) -> WrkRun:
-    """One wrk run of workload.lua (`service`: its flavor, "ours" or "postgrest"; `data`: the
+    """One wrk run of workload.lua (`service`: "postgrest", or a name of ours; `data`: the
     Lua file of people, tokens and tasks it reads). A non-2xx answer counts as a failure."""
     threads = 2
     completed = subprocess.run(

