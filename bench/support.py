@@ -2,6 +2,7 @@
 production runs it."""
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -76,9 +77,12 @@ def our_service(
     overrides: dict[str, str] | None = None,
     log_path: Path | None = None,
     project: Path = PROJECT_ROOT,
+    server: str = "uvicorn",
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """`main.py` (of `project`: this checkout unless told) under production settings on a free
-    port: its base URL and process."""
+    port: its base URL and process. `server="granian"` serves the same app with granian instead
+    (an experiment: granian is no dependency of the project, so the caller's environment must
+    have it, e.g. `uv run --with granian==2.8.7`)."""
     port = free_port()
     environment = {
         **{k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields},
@@ -93,7 +97,7 @@ def our_service(
         **(overrides or {}),
     }
     with running(
-        [sys.executable, str(project / "main.py")],
+        _server_command(server, project, port, workers),
         ready_url="/health",
         port=port,
         what="the Tasks API",
@@ -101,6 +105,27 @@ def our_service(
         log_path=log_path,
     ) as running_service:
         yield running_service
+
+
+def _server_command(server: str, project: Path, port: int, workers: int) -> list[str]:
+    if server == "uvicorn":
+        return [sys.executable, str(project / "main.py")]
+    if server != "granian":
+        raise SystemExit(f"unknown server {server!r}: uvicorn or granian")
+    if importlib.util.find_spec("granian") is None:
+        raise SystemExit(
+            "granian is not installed: run the script with `uv run --with granian==2.8.7 ...`"
+        )
+    # The app main.py serves, built in each worker, with the event loop uvicorn uses (uvloop);
+    # HTTP/1.1 only, no WebSockets, no access log, as main.py serves it. create_app rather than
+    # create_served_app: the drain wraps uvicorn's signal handlers, and the bench stops at once.
+    return [
+        *(sys.executable, "-m", "granian", "--interface", "asgi", "--factory"),
+        *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
+        *("--loop", "uvloop", "--http", "1", "--no-ws", "--log-level", "warning"),
+        *("--working-dir", str(project)),
+        "main:create_app",
+    ]
 
 
 @contextmanager
@@ -167,7 +192,7 @@ class WrkRun:
 def run_wrk(
     base: str, service: str, workload: str, connections: int, duration: int, data: Path
 ) -> WrkRun:
-    """One wrk run of workload.lua (`service`: its flavor, "ours" or "postgrest"; `data`: the
+    """One wrk run of workload.lua (`service`: "postgrest", or a name of ours; `data`: the
     Lua file of people, tokens and tasks it reads). A non-2xx answer counts as a failure."""
     threads = 2
     completed = subprocess.run(

@@ -4,7 +4,7 @@
 --
 -- flavor: "ours" (the Tasks API) or "postgrest"; workload: "mixed" or one operation (list, get,
 -- create, update, toggle, delete). BENCH_DATA names a Lua file (written by vs_postgrest.py)
--- returning the people of this run: {users = {{id=, auth=, tasks={ids}}...}, deletable =
+-- returning the people of this run (200 people, or a single busy one): {users = {{id=, auth=, tasks={ids}}...}, deletable =
 -- {{person, id}...}} (person: a position in users). Each request picks a person at random, but a
 -- delete is made by the task's owner; tasks to delete are split between wrk's threads so no two
 -- threads delete the same one. Any answer that is not a 2xx counts as an error.
@@ -63,6 +63,8 @@ local function take_deletable()
   return pair
 end
 
+-- A list asks both services for the same page: the first 20 tasks, newest first.
+local PAGE = 20
 local JSON = "application/json"
 local OBJECT = "application/vnd.pgrst.object+json"
 
@@ -70,7 +72,7 @@ local function ours(operation, user, task)
   local base = "/api/" .. user.id .. "/tasks"
   local headers = {["Authorization"] = user.auth, ["Content-Type"] = JSON}
   if operation == "list" then
-    return wrk.format("GET", base, headers)
+    return wrk.format("GET", base .. "?limit=" .. PAGE, headers)
   elseif operation == "get" then
     return wrk.format("GET", base .. "/" .. task, headers)
   elseif operation == "create" then
@@ -100,7 +102,8 @@ local function postgrest(operation, user, task)
   if operation == "list" then
     headers["Accept"] = JSON
     return wrk.format("GET",
-      "/tasks?user_id=eq." .. user.id .. "&order=created_at.desc,id.desc&limit=100", headers)
+      "/tasks?user_id=eq." .. user.id .. "&order=created_at.desc,id.desc&limit=" .. PAGE,
+      headers)
   elseif operation == "get" then
     return wrk.format("GET", one, headers)
   elseif operation == "create" then
