@@ -3,15 +3,20 @@
 uv run main.py                     serve (migrating the database as it starts)
 uv run main.py token <user_id>     print a token the configured server accepts
 uv run main.py migrate             bring the database to the latest revision, then exit
+
+With DATABASE_URL unset, `serve` and `migrate` start an embedded PostgreSQL first (its data in
+EMBEDDED_POSTGRES_DIR, `.postgres/` by default, kept between runs) and stop it when they end.
 """
 
 import argparse
 import asyncio
 import contextlib
+import os
+import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +24,7 @@ import httpx2
 import structlog
 import uvicorn
 from fastapi import FastAPI
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -33,11 +38,13 @@ from shared.db import (
     DatabaseUrlError,
     app_state,
     async_database_url,
+    configured_database_url,
     connection_plan,
     create_engine,
     create_session_factory,
     purge_expired_idempotency_keys,
 )
+from shared.db.embedded import embedded_postgres
 from shared.db_failures import log_database_failure
 from shared.docs import install_documentation
 from shared.drain import Drain, Supervisor, drain_before_stopping
@@ -150,7 +157,7 @@ async def _migrate_until_done(state: AppState, settings: Settings) -> None:
     while True:
         try:
             # Alembic is synchronous; a thread keeps the event loop answering meanwhile.
-            await asyncio.to_thread(upgrade_database, settings.database_url_or_default)
+            await asyncio.to_thread(upgrade_database, configured_database_url(settings))
         except Exception as error:
             # Down, refused (a password, TLS, pg_hba) or a migration that failed: the log line
             # says which, with the database's SQLSTATE and message.
@@ -185,6 +192,45 @@ def create_served_app() -> FastAPI:
     app = create_app()
     drain_before_stopping(app_state(app).drain)
     return app
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the process was (past any `except Exception`), so that what it
+    started is stopped on the way out."""
+
+
+def _raise_terminated(_signal: int, _frame: object) -> None:
+    raise _Terminated
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[Settings]:
+    """The settings with their database: DATABASE_URL's, or an embedded PostgreSQL started for
+    the block (and stopped after it) when DATABASE_URL is unset.
+
+    The embedded server's URL also goes into this process's environment: uvicorn's workers read
+    their settings from it, so that however many there are, they share the one server."""
+    if settings.database_url is not None:
+        yield settings
+        return
+    # uvicorn ends by raising the SIGTERM it handled once more, under the handler it found: the
+    # default one would end the process on the spot and leave the embedded server running.
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    terminated = False
+    try:
+        with embedded_postgres(settings.embedded_postgres_dir) as url:
+            os.environ["DATABASE_URL"] = url
+            try:
+                yield settings.model_copy(update={"database_url": SecretStr(url)})
+            finally:
+                del os.environ["DATABASE_URL"]
+    except _Terminated:
+        terminated = True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if terminated:
+        # The server is stopped: now end as SIGTERM would have.
+        signal.raise_signal(signal.SIGTERM)
 
 
 def _serve(settings: Settings) -> None:
@@ -252,7 +298,8 @@ def main(argv: list[str]) -> int:
     arguments = _parse_arguments(argv)
     try:
         settings = Settings()
-        async_database_url(settings.database_url_or_default)
+        if settings.database_url is not None:
+            async_database_url(settings.database_url.get_secret_value())
     except ValidationError as error:
         for problem in error.errors():
             field = ".".join(str(part) for part in problem["loc"]).upper()
@@ -272,12 +319,15 @@ def main(argv: list[str]) -> int:
             )
             return 2
         _print_token(settings, arguments)
-    elif arguments.command == "migrate":
-        upgrade_database(settings.database_url_or_default)
-        url = make_url(settings.database_url_or_default)
-        log.info("database.migrated", database=url.render_as_string(hide_password=True))
-    else:
-        _serve(settings)
+        return 0
+    with _database(settings) as with_database:
+        if arguments.command == "migrate":
+            url = configured_database_url(with_database)
+            upgrade_database(url)
+            rendered = make_url(url).render_as_string(hide_password=True)
+            log.info("database.migrated", database=rendered)
+        else:
+            _serve(with_database)
     return 0
 
 

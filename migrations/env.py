@@ -5,9 +5,9 @@ from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
 import shared.db  # noqa: F401  (registers the tables on SQLModel.metadata)
-from migrations import migration_engine, schema_object_filter
+from migrations import migration_engine
 from shared.config import Settings
-from shared.db import sync_database_url
+from shared.db import configured_database_url, sync_database_url
 
 target_metadata = SQLModel.metadata
 
@@ -16,10 +16,7 @@ def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
-        render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
-        include_object=schema_object_filter(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -30,7 +27,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = migration_engine(sync_database_url(Settings().database_url_or_default))
+    engine = migration_engine(sync_database_url(configured_database_url(Settings())))
     try:
         with engine.begin() as own_connection:
             _run(own_connection)
@@ -40,7 +37,7 @@ def run_migrations_online() -> None:
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=sync_database_url(Settings().database_url_or_default),
+        url=sync_database_url(configured_database_url(Settings())),
         target_metadata=target_metadata,
         literal_binds=True,
     )

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.security import HTTPBearer
 from sqlalchemy import event, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -127,8 +127,6 @@ class KnownUsers:
 
 
 async def _write_user_row(session: AsyncSession, user: AuthenticatedUser) -> None:
-    dialect = session.bind.dialect.name if session.bind else "postgresql"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     # Two statements, not one upsert: ON CONFLICT DO UPDATE locks the existing row even when it
     # changes nothing, and a users row locked before a task row deadlocks against the count
     # trigger, which locks them the other way round. DO NOTHING and an UPDATE whose WHERE does

@@ -1,6 +1,7 @@
 """Settings read from the environment and `.env`, checked once at start-up."""
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -17,7 +18,8 @@ PUBLIC_KEY_ALGORITHMS = frozenset(
 )
 BETTER_AUTH_JWKS_PATH = "/api/auth/jwks"
 BETTER_AUTH_SESSION_PATH = "/api/auth/get-session"
-DEFAULT_DATABASE_URL = "sqlite:///./tasks.db"
+# With DATABASE_URL unset, `main.py` starts an embedded PostgreSQL with its data here.
+DEFAULT_EMBEDDED_POSTGRES_DIR = Path(__file__).resolve().parent.parent / ".postgres"
 
 
 class Environment(StrEnum):
@@ -54,7 +56,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
 
+    # Unset: `main.py` starts an embedded PostgreSQL (shared/db/embedded.py) in this folder,
+    # kept between runs; a relative path is taken from the working directory.
     database_url: SecretStr | None = None
+    embedded_postgres_dir: Path = DEFAULT_EMBEDDED_POSTGRES_DIR
     # Connections beyond the pool ("overflow") are opened for one request and closed after it,
     # which under steady load means a new connection for many requests; a pool as large as a
     # worker's useful concurrency, and requests queueing for it, serve more (bench/RESULTS.md).
@@ -170,6 +175,11 @@ class Settings(BaseSettings):
         # `.env.example` lists every variable, many left empty: empty means "use the default".
         return None if value == "" else value
 
+    @field_validator("embedded_postgres_dir", mode="before")
+    @classmethod
+    def _empty_means_default_folder(cls, value: object) -> object:
+        return DEFAULT_EMBEDDED_POSTGRES_DIR if value == "" else value
+
     @field_validator("db_pooler", mode="before")
     @classmethod
     def _any_case_pooler(cls, value: object) -> object:
@@ -196,7 +206,10 @@ class Settings(BaseSettings):
             )
         if self.app_env is Environment.PRODUCTION:
             if self.database_url is None:
-                problems.append("DATABASE_URL is required in production")
+                problems.append(
+                    "DATABASE_URL is required in production (the embedded PostgreSQL is for "
+                    "development)"
+                )
             if secret is None and self.jwks_url is None:
                 problems.append(
                     "BETTER_AUTH_URL (or BETTER_AUTH_JWKS_URL) or BETTER_AUTH_SECRET is required "
@@ -245,10 +258,6 @@ class Settings(BaseSettings):
         if not self.is_production and self.jwks_url is None:
             return SecretStr(DEVELOPMENT_SECRET)
         return None
-
-    @property
-    def database_url_or_default(self) -> str:
-        return self.database_url.get_secret_value() if self.database_url else DEFAULT_DATABASE_URL
 
     @property
     def renders_json_logs(self) -> bool:

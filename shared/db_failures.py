@@ -3,13 +3,12 @@
 or the server itself is at fault (a 500), and the log fields that tell an operator why.
 
 The fields are the driver's own: PostgreSQL's SQLSTATE and primary message (never its DETAIL,
-which can quote a row), SQLite's result code and message, and the statement's text with its
-placeholders. No bound value can reach them: PostgreSQL's data errors (class 22) are those whose
-primary message quotes the offending value ("invalid input syntax for type integer: ..."), so
-theirs is withheld, as is the message of any value the driver or SQLAlchemy could not convert.
+which can quote a row) and the statement's text with its placeholders. No bound value can reach
+them: PostgreSQL's data errors (class 22) are those whose primary message quotes the offending
+value ("invalid input syntax for type integer: ..."), so theirs is withheld, as is the message of
+any value the driver or SQLAlchemy could not convert.
 """
 
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -31,7 +30,7 @@ class FailureKind(StrEnum):
     UNAVAILABLE = "unavailable"  # no connection, or a lost one; the server stopping or starved
     POOL = "pool"  # every connection of the pool in use past the pool timeout
     TIMEOUT = "timeout"  # a statement or lock wait past its time limit
-    CONTENTION = "contention"  # a deadlock, a serialization failure, SQLite's write lock
+    CONTENTION = "contention"  # a deadlock, a serialization failure
     SCHEMA_PENDING = "schema_pending"  # the start-up migration has not finished
     FAULT = "fault"  # the server's own: a missing table or column, a wrong type, a bug
 
@@ -65,18 +64,6 @@ _RETRYABLE_SQLSTATES: tuple[tuple[str, FailureKind], ...] = (
     ("58", FailureKind.UNAVAILABLE),  # system error: I/O outside PostgreSQL
     ("40", FailureKind.CONTENTION),  # transaction rollback: serialization failure, deadlock
 )
-
-# SQLite's primary result codes (the low byte of an extended code) worth a retry.
-_RETRYABLE_SQLITE_CODES: Mapping[int, FailureKind] = {
-    sqlite3.SQLITE_BUSY: FailureKind.CONTENTION,  # "database is locked" past busy_timeout
-    sqlite3.SQLITE_LOCKED: FailureKind.CONTENTION,
-    sqlite3.SQLITE_INTERRUPT: FailureKind.TIMEOUT,
-    sqlite3.SQLITE_CANTOPEN: FailureKind.UNAVAILABLE,
-    sqlite3.SQLITE_IOERR: FailureKind.UNAVAILABLE,
-    sqlite3.SQLITE_FULL: FailureKind.UNAVAILABLE,
-    sqlite3.SQLITE_NOMEM: FailureKind.UNAVAILABLE,
-    sqlite3.SQLITE_PROTOCOL: FailureKind.UNAVAILABLE,
-}
 
 
 @dataclass(frozen=True)
@@ -129,7 +116,7 @@ def describe_database_failure(error: BaseException) -> DatabaseFailure | None:
         return DatabaseFailure(
             FailureKind.FAULT, {"error": type(error).__name__, "message": _one_line(error)}
         )
-    if isinstance(error, psycopg.Error | sqlite3.Error):
+    if isinstance(error, psycopg.Error):
         return _driver_failure(error, statement=None)
     return None
 
@@ -148,8 +135,6 @@ def _driver_failure(orig: BaseException, *, statement: str | None) -> DatabaseFa
     fields: dict[str, Any] = {"error": type(orig).__name__}
     if isinstance(orig, psycopg.Error):
         kind = _postgresql_failure(orig, fields)
-    elif isinstance(orig, sqlite3.Error):
-        kind = _sqlite_failure(orig, fields)
     else:
         kind = FailureKind.FAULT
         fields["message"] = _one_line(orig)
@@ -180,15 +165,6 @@ def _postgresql_failure(error: psycopg.Error, fields: dict[str, Any]) -> Failure
         if sqlstate.startswith(prefix):
             return kind
     return FailureKind.FAULT
-
-
-def _sqlite_failure(error: sqlite3.Error, fields: dict[str, Any]) -> FailureKind:
-    code: int | None = getattr(error, "sqlite_errorcode", None)
-    fields["sqlite_error"] = getattr(error, "sqlite_errorname", None)
-    fields["message"] = _one_line(error)
-    if code is None:
-        return FailureKind.FAULT
-    return _RETRYABLE_SQLITE_CODES.get(code & 0xFF, FailureKind.FAULT)
 
 
 def _one_line(error: BaseException) -> str:

@@ -1,13 +1,16 @@
-"""The whole suite runs twice: against a fresh PostgreSQL database and against a SQLite file.
-The contract tests (`tests/features/`) run a third time with the app connecting through a real
-PgBouncer in transaction mode (`DB_POOLER=transaction`), factories and checks going direct.
+"""The suite runs against a fresh PostgreSQL database; the contract tests (`tests/features/`)
+run a second time with the app connecting through a real PgBouncer in transaction mode
+(`DB_POOLER=transaction`), factories and checks going direct.
 
-PostgreSQL comes from TASKS_TEST_POSTGRES_URL (default: the local server as `postgres`); when it
-cannot be reached those runs skip, unless TASKS_TEST_REQUIRE_POSTGRES=1 (set by CI) makes that a
-failure. Each test starts with empty tables and leaves them empty.
+The server is the one at TASKS_TEST_POSTGRES_URL (a superuser's URL; CI points it at the machine's
+server) when that is set, otherwise an embedded PostgreSQL of the suite's own, in a temporary
+folder deleted afterwards, so the suite never skips for want of PostgreSQL. With
+TASKS_TEST_REQUIRE_POSTGRES=1 (set by CI) TASKS_TEST_POSTGRES_URL must be set and reachable.
+Each test starts with empty tables and leaves them empty.
 """
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -19,7 +22,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, delete, event, text
+from sqlalchemy import Engine, create_engine, delete, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -28,6 +31,7 @@ from main import create_app
 from migrations import upgrade_database
 from shared.config import Settings
 from shared.db import IdempotencyKey, Task, User, app_state, sync_database_url
+from shared.db.embedded import embedded_postgres
 from shared.tokens import mint_token
 from tests import factories
 from tests.topology.pgbouncer.server import PgBouncer, running_pgbouncer
@@ -37,9 +41,7 @@ for _name in Settings.model_fields:
     os.environ.pop(_name.upper(), None)
 
 TEST_SECRET = "test-secret-of-more-than-thirty-two-bytes-0123456789"
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TASKS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+GIVEN_POSTGRES_URL = os.environ.get("TASKS_TEST_POSTGRES_URL") or None
 REQUIRE_POSTGRES = os.environ.get("TASKS_TEST_REQUIRE_POSTGRES") == "1"
 FEATURE_TESTS = Path(__file__).resolve().parent / "features"
 # The contract's tests also run through a transaction pooler; the others need not, so that the
@@ -49,7 +51,6 @@ THROUGH_PGBOUNCER = "pgbouncer"
 
 @dataclass(frozen=True)
 class DatabaseUnderTest:
-    backend: str
     url: str  # what the app connects to
     engine: Engine  # straight to the database: for factories and for checking what was stored
     pooler: str = "auto"  # the app's DB_POOLER
@@ -71,18 +72,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def postgres_admin() -> Iterator[Engine]:
+def postgres_server_url() -> Iterator[str]:
+    """A superuser's URL on the suite's PostgreSQL server: TASKS_TEST_POSTGRES_URL's, or an
+    embedded server's, started for the session and deleted with its data afterwards."""
+    if GIVEN_POSTGRES_URL is not None:
+        yield GIVEN_POSTGRES_URL
+        return
+    if REQUIRE_POSTGRES:
+        pytest.fail("TASKS_TEST_REQUIRE_POSTGRES=1, but TASKS_TEST_POSTGRES_URL names no server")
+    with (
+        tempfile.TemporaryDirectory(prefix="tasks-test-postgres-") as folder,
+        embedded_postgres(Path(folder) / "data", keep_data=False) as url,
+    ):
+        yield make_url(url).set(database="postgres").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin(postgres_server_url: str) -> Iterator[Engine]:
     """A connection to the PostgreSQL server's maintenance database, to create databases."""
-    admin = create_engine(sync_database_url(POSTGRES_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    admin = create_engine(sync_database_url(postgres_server_url), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
             connection.execute(text("SELECT 1"))
     except OperationalError as error:
         admin.dispose()
-        reason = f"no PostgreSQL server at {POSTGRES_ADMIN_URL}: {error.orig}"
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"TASKS_TEST_REQUIRE_POSTGRES=1 but {reason}")
-        pytest.skip(reason)
+        pytest.fail(f"no PostgreSQL server at TASKS_TEST_POSTGRES_URL: {error.orig}")
     yield admin
     admin.dispose()
 
@@ -94,7 +108,7 @@ def empty_postgres_database(admin: Engine) -> Iterator[str]:
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -105,15 +119,15 @@ def _postgres_database(admin: Engine) -> Iterator[DatabaseUnderTest]:
         upgrade_database(url)
         engine = create_engine(sync_database_url(url))
         try:
-            yield DatabaseUnderTest("postgresql", url, engine)
+            yield DatabaseUnderTest(url, engine)
         finally:
             engine.dispose()
 
 
 @pytest.fixture(scope="session")
-def suite_pgbouncer(postgres_admin: Engine) -> Iterator[PgBouncer]:
+def suite_pgbouncer(postgres_server_url: str) -> Iterator[PgBouncer]:
     """A PgBouncer in transaction mode in front of the suite's PostgreSQL server."""
-    with running_pgbouncer(POSTGRES_ADMIN_URL, pool_mode="transaction") as bouncer:
+    with running_pgbouncer(postgres_server_url, pool_mode="transaction") as bouncer:
         yield bouncer
 
 
@@ -123,38 +137,19 @@ def _pgbouncer_database(admin: Engine, bouncer: PgBouncer) -> Iterator[DatabaseU
         upgrade_database(pooled_url)  # migrations, too, work through the pooler
         engine = create_engine(sync_database_url(direct_url))
         try:
-            yield DatabaseUnderTest("postgresql", pooled_url, engine, pooler="transaction")
+            yield DatabaseUnderTest(pooled_url, engine, pooler="transaction")
         finally:
             engine.dispose()
 
 
-def _sqlite_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DatabaseUnderTest]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'tasks.db'}"
-    upgrade_database(url)
-    engine = create_engine(sync_database_url(url))
-
-    @event.listens_for(engine, "connect")
-    def _enforce_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.execute("PRAGMA foreign_keys=ON")
-
-    try:
-        yield DatabaseUnderTest("sqlite", url, engine)
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture(scope="session", params=["postgresql", "sqlite", THROUGH_PGBOUNCER])
-def database(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DatabaseUnderTest]:
-    if request.param == "postgresql":
-        yield from _postgres_database(request.getfixturevalue("postgres_admin"))
-    elif request.param == THROUGH_PGBOUNCER:
+@pytest.fixture(scope="session", params=["postgresql", THROUGH_PGBOUNCER])
+def database(request: pytest.FixtureRequest) -> Iterator[DatabaseUnderTest]:
+    if request.param == THROUGH_PGBOUNCER:
         yield from _pgbouncer_database(
             request.getfixturevalue("postgres_admin"), request.getfixturevalue("suite_pgbouncer")
         )
     else:
-        yield from _sqlite_database(tmp_path_factory)
+        yield from _postgres_database(request.getfixturevalue("postgres_admin"))
 
 
 @pytest.fixture(scope="session")

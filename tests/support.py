@@ -5,7 +5,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 
 import httpx2
 import pytest
@@ -99,16 +98,9 @@ def json_logs(settings: Settings) -> Iterator[io.StringIO]:
 
 
 @contextmanager
-def throwaway_database(
-    backend: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[str]:
-    """A migrated database of its own on `backend` (its URL), for a test that breaks it."""
-    if backend == "postgresql":
-        with empty_postgres_database(request.getfixturevalue("postgres_admin")) as url:
-            upgrade_database(url)
-            yield url
-    else:
-        url = f"sqlite:///{tmp_path / 'throwaway.db'}"
+def throwaway_database(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated database of its own (its URL), for a test that breaks it."""
+    with empty_postgres_database(request.getfixturevalue("postgres_admin")) as url:
         upgrade_database(url)
         yield url
 
@@ -134,12 +126,9 @@ def scalar_at(url: str, statement: str) -> object:
         engine.dispose()
 
 
-def assert_logged_schema_fault(event: dict, backend: str, sqlstate: str, words: list[str]) -> None:
+def assert_logged_schema_fault(event: dict, sqlstate: str, words: list[str]) -> None:
     """A log line for a schema fault: an error, with the database's code and its message."""
     assert (event["level"], event["reason"]) == ("error", "fault")
-    if backend == "postgresql":
-        assert event["sqlstate"] == sqlstate
-    else:
-        assert event["sqlite_error"] == "SQLITE_ERROR"  # SQLite has one code for them all
+    assert event["sqlstate"] == sqlstate
     for word in words:
         assert word in event["message"], event

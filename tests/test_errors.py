@@ -1,13 +1,11 @@
 """Every error the app can produce, its own or the framework's, is a problem with a request id."""
 
-import sqlite3
 import time
 
 import pytest
 from fastapi.testclient import TestClient
 
 from main import create_app
-from migrations import upgrade_database
 from shared.config import Settings
 from shared.tokens import mint_token
 from tests.conftest import TEST_SECRET
@@ -24,11 +22,12 @@ from tests.support import (
 
 
 @pytest.fixture
-def bare_client(tmp_path):
-    """An app on an unused SQLite file, for errors that never reach the database."""
+def bare_client():
+    """An app whose database is nowhere (nothing listens on a fresh free port), for errors that
+    never reach the database."""
     settings = Settings(
         _env_file=None,
-        database_url=f"sqlite:///{tmp_path / 'unused.db'}",
+        database_url=f"postgresql://nobody@127.0.0.1:{free_port()}/unused",
         migrate_on_start=False,
     )
     app = create_app(settings)
@@ -147,15 +146,10 @@ def test_a_malformed_body_is_a_400_whose_error_has_every_documented_key(client, 
     ]
 
 
-# A database the app cannot use as it expects, on both backends: the statement fails inside
-# the database with a schema error, which no retry can mend.
+# A database the app cannot use as it expects: the statement fails inside the database with a
+# schema error, which no retry can mend.
 SECRET_TITLE = "Confidential plan qx81"
 GENERIC_500 = "The server failed to handle this request; it has been logged."
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def backend(request) -> str:
-    return request.param
 
 
 def _settings_for(url: str) -> Settings:
@@ -184,16 +178,14 @@ def _assert_generic_500(response) -> None:
     }
 
 
-def _assert_schema_fault_logged(event: dict, backend: str, sqlstate: str, words: list[str]):
-    assert_logged_schema_fault(event, backend, sqlstate, words)
+def _assert_schema_fault_logged(event: dict, sqlstate: str, words: list[str]):
+    assert_logged_schema_fault(event, sqlstate, words)
     assert event["statement"]  # which statement, with placeholders only
     assert event["request_id"]
 
 
-def test_a_missing_column_is_a_500_logged_with_its_sqlstate_and_nothing_stored(
-    backend, request, tmp_path
-):
-    with throwaway_database(backend, request, tmp_path) as url:
+def test_a_missing_column_is_a_500_logged_with_its_sqlstate_and_nothing_stored(request):
+    with throwaway_database(request) as url:
         run_sql(url, "ALTER TABLE tasks RENAME COLUMN version TO version_gone")
         settings = _settings_for(url)
         app = create_app(settings)
@@ -210,12 +202,12 @@ def test_a_missing_column_is_a_500_logged_with_its_sqlstate_and_nothing_stored(
     assert SECRET_TITLE not in output  # the bound values never reach the log
     assert "Traceback" not in output
     [fault] = _database_events(output, "database.fault")
-    _assert_schema_fault_logged(fault, backend, "42703", ["version"])
+    _assert_schema_fault_logged(fault, "42703", ["version"])
     assert not _database_events(output, "database.unavailable")
 
 
-def test_a_missing_table_is_a_500_logged_with_its_sqlstate(backend, request, tmp_path):
-    with throwaway_database(backend, request, tmp_path) as url:
+def test_a_missing_table_is_a_500_logged_with_its_sqlstate(request):
+    with throwaway_database(request) as url:
         run_sql(url, "ALTER TABLE tasks RENAME TO tasks_gone")
         settings = _settings_for(url)
         app = create_app(settings)
@@ -228,18 +220,12 @@ def test_a_missing_table_is_a_500_logged_with_its_sqlstate(backend, request, tmp
     faults = _database_events(captured.getvalue(), "database.fault")
     assert len(faults) == 2
     for fault in faults:
-        _assert_schema_fault_logged(fault, backend, "42P01", ["tasks"])
+        _assert_schema_fault_logged(fault, "42P01", ["tasks"])
 
 
-def test_a_database_that_cannot_be_reached_is_a_503_logged_with_the_drivers_message(
-    backend, tmp_path
-):
-    # Nothing listens on a fresh free port; SQLite cannot open a file in a missing folder.
-    url = (
-        f"postgresql://nobody@127.0.0.1:{free_port()}/none"
-        if backend == "postgresql"
-        else f"sqlite:///{tmp_path / 'missing' / 'tasks.db'}"
-    )
+def test_a_database_that_cannot_be_reached_is_a_503_logged_with_the_drivers_message():
+    # Nothing listens on a fresh free port.
+    url = f"postgresql://nobody@127.0.0.1:{free_port()}/none"
     settings = _settings_for(url)
     app = create_app(settings)
     with json_logs(settings) as captured, TestClient(app) as client:
@@ -263,45 +249,13 @@ def test_a_database_that_cannot_be_reached_is_a_503_logged_with_the_drivers_mess
     for why in (unavailable, purges[0]):
         assert why["level"] == "error"
         assert why["reason"] == "unavailable"
-        if backend == "postgresql":
-            # libpq reports a failure to connect as text only: there is no SQLSTATE to give.
-            assert why["sqlstate"] is None
-            assert "Connection refused" in why["message"]
-        else:
-            assert why["sqlite_error"] == "SQLITE_CANTOPEN"
-            assert "unable to open database file" in why["message"]
-
-
-def test_a_sqlite_database_locked_by_another_writer_is_a_503_logged_as_contention(tmp_path):
-    url = f"sqlite:///{tmp_path / 'locked.db'}"
-    upgrade_database(url)
-    settings = _settings_for(url)
-    app = create_app(settings)
-    holder = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
-    try:
-        holder.execute("BEGIN IMMEDIATE")  # the write lock, held past the app's busy_timeout
-        with json_logs(settings) as captured, TestClient(app) as client:
-            response = client.post(
-                "/api/alice/tasks", json={"title": SECRET_TITLE}, headers=_alice(settings)
-            )
-    finally:
-        holder.rollback()
-        holder.close()
-
-    body = assert_problem(response, 503)
-    assert int(response.headers["retry-after"]) > 0
-    assert "concurrent change" in body["detail"]
-    output = captured.getvalue()
-    assert SECRET_TITLE not in output
-    [locked] = _database_events(output, "database.unavailable")
-    assert (locked["level"], locked["reason"]) == ("warning", "contention")
-    assert locked["sqlite_error"] == "SQLITE_BUSY"
-    assert locked["message"] == "database is locked"
-    assert scalar_at(url, "SELECT count(*) FROM tasks") == 0
+        # libpq reports a failure to connect as text only: there is no SQLSTATE to give.
+        assert why["sqlstate"] is None
+        assert "Connection refused" in why["message"]
 
 
 # Fails every transaction that wrote a task, at COMMIT: after the handler has returned, when
-# only the session's commit can find out. PostgreSQL only (SQLite has no deferred triggers).
+# only the session's commit can find out.
 _FAIL_AT_COMMIT = (
     """CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION 'refused at commit'; END $$""",
@@ -310,8 +264,8 @@ _FAIL_AT_COMMIT = (
 )
 
 
-def test_an_audit_event_is_logged_once_its_change_is_committed_and_never_if_not(request, tmp_path):
-    with throwaway_database("postgresql", request, tmp_path) as url:
+def test_an_audit_event_is_logged_once_its_change_is_committed_and_never_if_not(request):
+    with throwaway_database(request) as url:
         settings = _settings_for(url)
         app = create_app(settings)
         with json_logs(settings) as captured, TestClient(app) as client:

@@ -28,12 +28,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "tasks",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            sa.Identity(),
-            primary_key=True,
-        ),
+        sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),
         sa.Column(
             "user_id",
             sa.String(length=255),

@@ -19,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 # The counts behind X-Total-Count are kept by the database itself, in the statement that changes
 # a task, so the first page of a long list never has to count the whole list.
-POSTGRESQL_COUNT_TRIGGER = """
+COUNT_TRIGGER = """
 CREATE FUNCTION tasks_keep_user_counts() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -40,46 +40,24 @@ CREATE TRIGGER tasks_keep_user_counts AFTER INSERT OR DELETE OR UPDATE OF comple
     FOR EACH ROW EXECUTE FUNCTION tasks_keep_user_counts();
 """
 
-SQLITE_COUNT_TRIGGERS = [
-    """CREATE TRIGGER tasks_count_insert AFTER INSERT ON tasks BEGIN
-        UPDATE users SET task_count = task_count + 1,
-                         completed_count = completed_count + NEW.completed
-         WHERE id = NEW.user_id;
-    END""",
-    """CREATE TRIGGER tasks_count_delete AFTER DELETE ON tasks BEGIN
-        UPDATE users SET task_count = task_count - 1,
-                         completed_count = completed_count - OLD.completed
-         WHERE id = OLD.user_id;
-    END""",
-    """CREATE TRIGGER tasks_count_completed AFTER UPDATE OF completed ON tasks
-        WHEN NEW.completed IS NOT OLD.completed BEGIN
-        UPDATE users SET completed_count = completed_count + NEW.completed - OLD.completed
-         WHERE id = NEW.user_id;
-    END""",
-]
-
 
 def upgrade() -> None:
-    with op.batch_alter_table("users") as users:
-        users.add_column(
-            sa.Column("task_count", sa.BigInteger(), nullable=False, server_default="0")
-        )
-        users.add_column(
-            sa.Column("completed_count", sa.BigInteger(), nullable=False, server_default="0")
-        )
-    with op.batch_alter_table("tasks") as tasks:
-        tasks.add_column(sa.Column("version", sa.BigInteger(), nullable=False, server_default="1"))
+    op.add_column(
+        "users", sa.Column("task_count", sa.BigInteger(), nullable=False, server_default="0")
+    )
+    op.add_column(
+        "users", sa.Column("completed_count", sa.BigInteger(), nullable=False, server_default="0")
+    )
+    op.add_column(
+        "tasks", sa.Column("version", sa.BigInteger(), nullable=False, server_default="1")
+    )
     op.execute(
         """UPDATE users SET
             task_count = (SELECT count(*) FROM tasks WHERE tasks.user_id = users.id),
             completed_count = (SELECT count(*) FROM tasks
                                WHERE tasks.user_id = users.id AND tasks.completed)"""
     )
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(POSTGRESQL_COUNT_TRIGGER)
-    else:
-        for trigger in SQLITE_COUNT_TRIGGERS:
-            op.execute(trigger)
+    op.execute(COUNT_TRIGGER)
 
     # Each sort order, and the status filter under the default order, reads a user's rows in
     # index order and stops after one page.
@@ -113,14 +91,8 @@ def downgrade() -> None:
     op.drop_index("ix_tasks_user_id_completed_created", table_name="tasks")
     op.drop_index("ix_tasks_user_id_title", table_name="tasks")
     op.drop_index("ix_tasks_user_id_updated", table_name="tasks")
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER tasks_keep_user_counts ON tasks")
-        op.execute("DROP FUNCTION tasks_keep_user_counts()")
-    else:
-        for name in ("tasks_count_insert", "tasks_count_delete", "tasks_count_completed"):
-            op.execute(f"DROP TRIGGER {name}")
-    with op.batch_alter_table("tasks") as tasks:
-        tasks.drop_column("version")
-    with op.batch_alter_table("users") as users:
-        users.drop_column("completed_count")
-        users.drop_column("task_count")
+    op.execute("DROP TRIGGER tasks_keep_user_counts ON tasks")
+    op.execute("DROP FUNCTION tasks_keep_user_counts()")
+    op.drop_column("tasks", "version")
+    op.drop_column("users", "completed_count")
+    op.drop_column("users", "task_count")

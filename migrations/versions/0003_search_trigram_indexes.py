@@ -1,4 +1,4 @@
-"""Trigram indexes for the list's search on PostgreSQL.
+"""Trigram indexes for the list's search.
 
 Revision ID: 0003
 Revises: 0002
@@ -18,8 +18,7 @@ depends_on: str | Sequence[str] | None = None
 # for a rare word reads every one of the person's tasks. A trigram index finds the few rows that
 # can match; for a common word the planner still prefers reading the list's own index in order
 # and stopping after a page. pg_trgm ships with PostgreSQL (and Neon) and has been a trusted
-# extension since PostgreSQL 13, so the database's owner may create it. SQLite has no equivalent
-# that answers the same LIKE; there a search reads the person's rows, which suits development.
+# extension since PostgreSQL 13, so the database's owner may create it.
 TRIGRAM_INDEXES = {
     "ix_tasks_title_trigrams": "title",
     "ix_tasks_description_trigrams": "description",
@@ -27,16 +26,12 @@ TRIGRAM_INDEXES = {
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
     op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for name, column in TRIGRAM_INDEXES.items():
         op.execute(f"CREATE INDEX {name} ON tasks USING gin ({column} gin_trgm_ops)")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
     for name in TRIGRAM_INDEXES:
         op.execute(f"DROP INDEX {name}")
     # The extension stays: other schemas in the database may have come to rely on it.

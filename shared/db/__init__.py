@@ -2,7 +2,9 @@
 
 - `tables`: the tables (`users`, `tasks`, `idempotency_keys`) and the UTC timestamps they keep;
 - `fields`: what a task's fields accept and what a task request body may hold;
-- `engine`: the database URL, what the connection goes through, the statement timeout;
+- `engine`: the database URL (PostgreSQL's only), what the connection goes through, the
+  statement timeout;
+- `embedded`: the embedded PostgreSQL that serves when `DATABASE_URL` is unset;
 - `session`: the per-request session that owns the transaction (`DbSession`), and the audit
   events it logs once the transaction has committed;
 - `versions`: a task's version as its ETag, and the `If-Match` / `If-None-Match` headers;
@@ -19,6 +21,7 @@ from shared.db.engine import (
     ConnectionPlan,
     DatabaseUrlError,
     async_database_url,
+    configured_database_url,
     connection_plan,
     create_engine,
     reads_need_no_transaction,
@@ -92,6 +95,7 @@ __all__ = [
     "VersionMismatchError",
     "app_state",
     "async_database_url",
+    "configured_database_url",
     "connection_plan",
     "create_engine",
     "create_session_factory",

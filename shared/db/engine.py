@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import (
-    event,
-)
+from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -22,59 +20,46 @@ class DatabaseUrlError(ValueError):
     pass
 
 
+# Where DATABASE_URL is wrong, or missing where the embedded server cannot be started for it.
+POSTGRESQL_REQUIRED = (
+    "the Tasks API runs on PostgreSQL only: set DATABASE_URL to a postgresql:// URL, or leave it "
+    "unset and start the service with `uv run main.py`, which then starts an embedded "
+    "PostgreSQL (its data in EMBEDDED_POSTGRES_DIR)"
+)
+
+
 def async_database_url(raw_url: str) -> URL:
-    """The SQLAlchemy URL for the async drivers: psycopg 3 for PostgreSQL, aiosqlite for SQLite.
+    """The SQLAlchemy URL for psycopg 3, the one driver.
 
     `postgres://`, `postgresql://` and `postgresql+psycopg://` are all accepted, with their query
-    string (Neon's `sslmode=require&channel_binding=require`) passed to libpq unchanged.
+    string (Neon's `sslmode=require&channel_binding=require`, a Unix socket's `host=/path`)
+    passed to libpq unchanged.
     """
     try:
         url = make_url(raw_url)
     except ArgumentError as error:
-        raise DatabaseUrlError("DATABASE_URL is not a valid database URL") from error
-    backend = url.get_backend_name()
-    if backend in {"postgres", "postgresql"}:
-        if url.drivername not in {"postgres", "postgresql", "postgresql+psycopg"}:
-            raise DatabaseUrlError(
-                f"DATABASE_URL driver {url.drivername!r} is not supported; use postgresql://"
-            )
-        return url.set(drivername="postgresql+psycopg")
-    if backend == "sqlite":
-        return url.set(drivername="sqlite+aiosqlite")
-    raise DatabaseUrlError(
-        f"DATABASE_URL must be a PostgreSQL or SQLite URL, not {url.drivername!r}"
-    )
+        raise DatabaseUrlError(f"DATABASE_URL is not a valid URL; {POSTGRESQL_REQUIRED}") from error
+    if url.get_backend_name() not in {"postgres", "postgresql"}:
+        raise DatabaseUrlError(
+            f"DATABASE_URL is a {url.get_backend_name()!r} URL; {POSTGRESQL_REQUIRED}"
+        )
+    if url.drivername not in {"postgres", "postgresql", "postgresql+psycopg"}:
+        raise DatabaseUrlError(
+            f"DATABASE_URL driver {url.drivername!r} is not supported; use postgresql://"
+        )
+    return url.set(drivername="postgresql+psycopg")
 
 
 def sync_database_url(raw_url: str) -> URL:
-    """The same database through the synchronous drivers, for migrations and scripts."""
-    url = async_database_url(raw_url)
-    return url.set(drivername="sqlite") if url.get_backend_name() == "sqlite" else url
+    """The same database, for migrations and scripts (psycopg serves both)."""
+    return async_database_url(raw_url)
 
 
-def _unicode_lower(value: str | None) -> str | None:
-    return value.lower() if isinstance(value, str) else value
-
-
-def _enable_sqlite_integrity(dbapi_connection: Any, _record: Any) -> None:
-    # SQLite's own lower() folds ASCII only; searches must fold "É" as PostgreSQL's ILIKE does.
-    dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
-    cursor = dbapi_connection.cursor()
-    # Foreign keys are off by default in SQLite, and without them deletes do not cascade.
-    cursor.execute("PRAGMA foreign_keys=ON")
-    # WAL lets readers proceed while a writer commits; busy_timeout waits instead of failing.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
-    # The driver's own BEGIN is deferred: a transaction that reads, then writes, fails at once
-    # with "database is locked" if another wrote meanwhile. We begin each one ourselves instead.
-    dbapi_connection.isolation_level = None
-
-
-def _begin_immediately(connection: Any) -> None:
-    # Take SQLite's write lock at the start (waiting up to busy_timeout for it), so concurrent
-    # requests queue up instead of failing midway. PostgreSQL needs none of this.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+def configured_database_url(settings: Settings) -> str:
+    """`DATABASE_URL` as given, or, when the run command started the embedded server, that."""
+    if settings.database_url is None:
+        raise DatabaseUrlError(f"DATABASE_URL is not set; {POSTGRESQL_REQUIRED}")
+    return settings.database_url.get_secret_value()
 
 
 NEON_POOLER_HOST_MARK = "-pooler."
@@ -101,9 +86,7 @@ class ConnectionPlan:
 
 def connection_plan(settings: Settings) -> ConnectionPlan:
     """`DB_POOLER` and `DB_PREPARED_STATEMENTS` resolved against the database URL."""
-    url = async_database_url(settings.database_url_or_default)
-    if url.get_backend_name() == "sqlite":
-        return ConnectionPlan(DbPooler.NONE, "SQLite file", False, "SQLite file")
+    url = async_database_url(configured_database_url(settings))
     host = (url.host or "").lower()
     if settings.db_pooler is not DbPooler.AUTO:
         pooler, pooler_reason = settings.db_pooler, "DB_POOLER set explicitly"
@@ -133,12 +116,7 @@ _timeout_per_transaction: "weakref.WeakSet[Engine]" = weakref.WeakSet()
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    url = async_database_url(settings.database_url_or_default)
-    if url.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, hide_parameters=True)
-        event.listen(engine.sync_engine, "connect", _enable_sqlite_integrity)
-        event.listen(engine.sync_engine, "begin", _begin_immediately)
-        return engine
+    url = async_database_url(configured_database_url(settings))
     plan = connection_plan(settings)
     # application_name is one of the few startup parameters a pooler passes on (PgBouncer keeps
     # it per client); `options` is refused by one ("unsupported startup parameter").
@@ -234,13 +212,11 @@ def _check_the_timeout_arrived(
 
 
 def reads_need_no_transaction(engine: AsyncEngine) -> bool:
-    """Whether GET requests may run their statement outside a transaction (PostgreSQL, where a
-    statement is atomic and sees one snapshot by itself). Where the statement time limit is set
-    per transaction (behind a transaction pooler), reads keep their transaction, and their limit.
+    """Whether GET requests may run their statement outside a transaction (a statement is atomic
+    and sees one snapshot by itself). Where the statement time limit is set per transaction
+    (behind a transaction pooler), reads keep their transaction, and their limit.
     """
-    return (
-        engine.dialect.name == "postgresql" and engine.sync_engine not in _timeout_per_transaction
-    )
+    return engine.sync_engine not in _timeout_per_transaction
 
 
 def _statement_timeout(milliseconds: int) -> str:

@@ -67,5 +67,5 @@ _READ_METHODS = frozenset({"GET", "HEAD"})
 DbSession = Annotated[AsyncSession, Depends(_session_for_request, scope="function")]
 """The request's session. It commits after the handler returns and before the response is
 sent (so a failed commit is never reported as success), rolls back on error, always closes.
-On PostgreSQL a GET runs without a transaction (its one statement is atomic by itself), except
+A GET runs without a transaction (its one statement is atomic by itself), except
 where the statement timeout must be set per transaction (behind a transaction pooler)."""

@@ -8,7 +8,6 @@ from sqlalchemy import (
     DateTime,
     Identity,
     Index,
-    Integer,
     String,
     Text,
     delete,
@@ -24,7 +23,7 @@ USER_ID_MAX_LENGTH = 255
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware timestamp that always comes back in UTC, on PostgreSQL and SQLite alike."""
+    """A timezone-aware timestamp (`timestamptz`) that is written and read back in UTC."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -37,12 +36,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        # SQLite keeps no zone; everything we store is UTC, so naive means UTC.
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        # psycopg returns a timestamptz in the session's time zone.
+        return None if value is None else value.astimezone(UTC)
 
 
 def utc_now() -> datetime:
@@ -77,27 +72,23 @@ class Task(SQLModel, table=True):
         Index("ix_tasks_user_id_updated", "user_id", "updated_at", "id"),
         Index("ix_tasks_user_id_title", "user_id", "title", "id"),
         Index("ix_tasks_user_id_completed_created", "user_id", "completed", "created_at", "id"),
-        # The search's trigram indexes exist on PostgreSQL only (migration 0003 says why).
+        # The search's trigram indexes (migration 0003 says why).
         *(
             Index(
                 f"ix_tasks_{column}_trigrams",
                 column,
                 postgresql_using="gin",
                 postgresql_ops={column: "gin_trgm_ops"},
-                info={"only_on": "postgresql"},
-            ).ddl_if(dialect="postgresql")
+            )
             for column in ("title", "description")
         ),
     )
 
     id: int | None = Field(
         default=None,
-        sa_column=Column(
-            # SQLite only auto-assigns ids to a column declared exactly INTEGER PRIMARY KEY.
-            BigInteger().with_variant(Integer(), "sqlite"),
-            Identity(),
-            primary_key=True,
-        ),
+        # An identity's sequence never hands out an id twice, a deleted task's included: a
+        # stale `If-Match` for a deleted task can never match a new one.
+        sa_column=Column(BigInteger(), Identity(), primary_key=True),
     )
     user_id: str = Field(foreign_key="users.id", ondelete="CASCADE", max_length=USER_ID_MAX_LENGTH)
     title: str = Field(max_length=TITLE_MAX_LENGTH)

@@ -57,14 +57,12 @@ def pool_use(app: FastAPI) -> Iterator[Counter[str]]:
 
 @contextmanager
 def statements_sent(app: FastAPI) -> Iterator[list[str]]:
-    """Every SQL statement the app sends while the block runs (SQLite's BEGIN excepted)."""
+    """Every SQL statement the app sends while the block runs."""
     seen: list[str] = []
     engine = app_state(app).engine.sync_engine
 
     def record(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
-        # SQLite's explicit BEGIN IMMEDIATE is transaction control, not a read or a write.
-        if statement.split()[0].upper() != "BEGIN":
-            seen.append(statement)
+        seen.append(statement)
 
     event.listen(engine, "before_cursor_execute", record)
     try:

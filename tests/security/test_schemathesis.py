@@ -1,7 +1,7 @@
 """Schemathesis against the app's own OpenAPI document: every operation, then chains of them.
 
 The document is read from the app in-process (ASGI, no network), and every generated request is
-sent the same way, to an app on the suite's database (PostgreSQL, then SQLite). Requests carry a
+sent the same way, to an app on the suite's database. Requests carry a
 real token and the path's `user_id` is pinned to its subject, so they reach the handlers instead
 of stopping at 401 or 403. Every default check runs on every answer: no 5xx; status code,
 content type, headers and body as documented; invalid requests refused and valid ones accepted;

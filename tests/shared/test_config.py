@@ -6,7 +6,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from shared.config import DEVELOPMENT_SECRET, Environment, Settings
+from shared.config import (
+    DEFAULT_EMBEDDED_POSTGRES_DIR,
+    DEVELOPMENT_SECRET,
+    Environment,
+    Settings,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LONG_SECRET = "x" * 32
@@ -21,7 +26,10 @@ def test_development_needs_no_configuration():
 
     assert settings.app_env is Environment.DEVELOPMENT
     assert settings.jwt_secret.get_secret_value() == DEVELOPMENT_SECRET
-    assert settings.database_url_or_default.startswith("sqlite")
+    # No DATABASE_URL: `main.py` starts the embedded PostgreSQL, its data in the project folder.
+    assert settings.database_url is None
+    assert settings.embedded_postgres_dir == PROJECT_ROOT / ".postgres"
+    assert DEFAULT_EMBEDDED_POSTGRES_DIR == PROJECT_ROOT / ".postgres"
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
 
 
@@ -143,11 +151,16 @@ def test_the_run_command_explains_what_production_is_missing():
     assert "too-short" not in result.stderr + result.stdout
 
 
-def test_the_run_command_refuses_an_unsupported_database_url():
-    result = _run_main("token", "alice", DATABASE_URL="mysql://root@localhost/tasks")
+@pytest.mark.parametrize("command", [["serve"], ["migrate"], ["token", "alice"]])
+@pytest.mark.parametrize("url", ["sqlite:///./tasks.db", "mysql://root@localhost/tasks"])
+def test_the_run_command_refuses_a_database_other_than_postgresql(command, url):
+    result = _run_main(*command, DATABASE_URL=url)
 
     assert result.returncode == 2
-    assert "must be a PostgreSQL or SQLite URL" in result.stderr
+    assert result.stderr.startswith("configuration error: DATABASE_URL is a ")
+    assert "PostgreSQL only" in result.stderr
+    assert "leave it unset" in result.stderr
+    assert "embedded PostgreSQL" in result.stderr
 
 
 def test_the_token_command_explains_that_key_set_mode_has_no_secret_to_sign_with():

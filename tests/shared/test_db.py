@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, select, text
 from sqlmodel import SQLModel
 
 import shared.db
-from migrations import alembic_config, schema_object_filter, upgrade_database
+from migrations import alembic_config, upgrade_database
 from shared.config import Settings
 from shared.db import (
     DatabaseUrlError,
@@ -33,11 +33,11 @@ HEAD_REVISION = ScriptDirectory.from_config(alembic_config()).get_current_head()
         ("postgres://u:p@host/db", "postgresql+psycopg"),
         ("postgresql://u:p@host/db", "postgresql+psycopg"),
         ("postgresql+psycopg://u:p@host/db", "postgresql+psycopg"),
-        ("sqlite:///./tasks.db", "sqlite+aiosqlite"),
-        ("sqlite+aiosqlite:///./tasks.db", "sqlite+aiosqlite"),
+        # The embedded server's: a Unix socket's folder as `host=`.
+        ("postgresql://postgres:@/tasks?host=/srv/app/.postgres", "postgresql+psycopg"),
     ],
 )
-def test_database_urls_are_normalised_to_the_async_drivers(given, expected_driver):
+def test_database_urls_are_normalised_to_psycopg(given, expected_driver):
     assert async_database_url(given).drivername == expected_driver
 
 
@@ -56,19 +56,29 @@ def test_a_neon_url_keeps_its_tls_parameters():
 
 
 @pytest.mark.parametrize(
-    "given", ["mysql://root@localhost/db", "postgresql+asyncpg://u@h/db", "not a url"]
+    "given",
+    [
+        "sqlite:///./tasks.db",
+        "sqlite+aiosqlite:///./tasks.db",
+        "mysql://root@localhost/db",
+        "not a url",
+    ],
 )
-def test_other_databases_and_drivers_are_refused(given):
-    with pytest.raises(DatabaseUrlError):
+def test_other_databases_are_refused_saying_postgresql_is_required(given):
+    with pytest.raises(DatabaseUrlError, match="PostgreSQL only") as refused:
         async_database_url(given)
+
+    assert "leave it unset" in str(refused.value)
+
+
+def test_other_postgresql_drivers_are_refused():
+    with pytest.raises(DatabaseUrlError, match="'postgresql\\+asyncpg' is not supported"):
+        async_database_url("postgresql+asyncpg://u@h/db")
 
 
 def test_the_migrations_create_exactly_the_tables_the_code_declares(database):
     with database.engine.connect() as connection:
-        context = MigrationContext.configure(
-            connection,
-            opts={"include_object": schema_object_filter(connection.dialect.name)},
-        )
+        context = MigrationContext.configure(connection)
         differences = compare_metadata(context, SQLModel.metadata)
 
     assert differences == []
@@ -117,13 +127,6 @@ def _revision(url: str) -> str:
     return revision
 
 
-def test_several_processes_migrating_an_empty_sqlite_file_at_once_is_safe(tmp_path):
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
-
-    assert _upgrade_concurrently(url) == []
-    assert _revision(url) == HEAD_REVISION
-
-
 def test_several_processes_migrating_an_empty_postgresql_database_at_once_is_safe(
     postgres_admin,
 ):
@@ -157,35 +160,37 @@ def test_the_counts_behind_x_total_count_follow_every_change(database, db):
     assert counts() == (1, 1)
 
 
-def test_upgrading_a_database_with_tasks_counts_them(tmp_path):
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    config = alembic_config()
-    engine = create_engine(sync_database_url(url))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
-        connection.execute(
-            text("INSERT INTO users (id, created_at) VALUES ('old', '2026-01-01 00:00:00.000000')")
-        )
-        for completed in (0, 1, 1):
+def test_upgrading_a_database_with_tasks_counts_them(postgres_admin):
+    with empty_postgres_database(postgres_admin) as url:
+        config = alembic_config()
+        engine = create_engine(sync_database_url(url))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0001")
             connection.execute(
-                text(
-                    "INSERT INTO tasks (user_id, title, completed, created_at, updated_at) VALUES "
-                    "('old', 't', :c, '2026-01-01 00:00:00.000000', '2026-01-01 00:00:00.000000')"
-                ),
-                {"c": completed},
+                text("INSERT INTO users (id, created_at) VALUES ('old', '2026-01-01 00:00Z')")
             )
-    engine.dispose()
+            for completed in (False, True, True):
+                connection.execute(
+                    text(
+                        "INSERT INTO tasks (user_id, title, completed, created_at, updated_at) "
+                        "VALUES ('old', 't', :c, '2026-01-01 00:00Z', '2026-01-01 00:00Z')"
+                    ),
+                    {"c": completed},
+                )
+        engine.dispose()
 
-    upgrade_database(url)
+        upgrade_database(url)
 
-    engine = create_engine(sync_database_url(url))
-    with engine.connect() as connection:
-        counts = connection.execute(
-            text("SELECT task_count, completed_count FROM users WHERE id = 'old'")
-        ).one()
-        versions = connection.execute(text("SELECT DISTINCT version FROM tasks")).scalars().all()
-    engine.dispose()
+        engine = create_engine(sync_database_url(url))
+        with engine.connect() as connection:
+            counts = connection.execute(
+                text("SELECT task_count, completed_count FROM users WHERE id = 'old'")
+            ).one()
+            versions = (
+                connection.execute(text("SELECT DISTINCT version FROM tasks")).scalars().all()
+            )
+        engine.dispose()
     assert tuple(counts) == (3, 2)
     assert versions == [1]
 
@@ -270,7 +275,6 @@ def test_an_unknown_pooler_mode_is_refused():
         (NEON_POOLED, {}, False),
         (SELF_HOSTED, {"db_pooler": "transaction"}, False),
         (SELF_HOSTED, {"db_pooler": "transaction", "db_statement_timeout_seconds": 0}, True),
-        ("sqlite:///tasks.db", {}, False),
     ],
 )
 def test_reads_skip_the_transaction_only_where_it_is_safe(database_url, settings, expected):

@@ -1,10 +1,8 @@
-"""The one classification of database failures, checked against errors the real databases
-raise: each SQLSTATE class on the side of 503 or 500 that README's table says, and no bound
+"""The one classification of database failures, checked against errors the real database
+raises: each SQLSTATE class on the side of 503 or 500 that README's table says, and no bound
 value in what is logged."""
 
-import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -17,15 +15,14 @@ from shared.db_failures import (
     FailureKind,
     describe_database_failure,
 )
-from tests.conftest import POSTGRES_ADMIN_URL
 from tests.service import free_port
 
 SECRET_VALUE = "secret-value-7731"
 
 
 @pytest.fixture
-def postgres(postgres_admin) -> Iterator[Engine]:
-    engine = create_engine(sync_database_url(POSTGRES_ADMIN_URL), hide_parameters=True)
+def postgres(postgres_server_url) -> Iterator[Engine]:
+    engine = create_engine(sync_database_url(postgres_server_url), hide_parameters=True)
     yield engine
     engine.dispose()
 
@@ -133,66 +130,6 @@ def test_a_refused_connection_is_unavailable_with_libpqs_text_and_no_sqlstate():
     assert (failure.kind, failure.fields["sqlstate"]) == (FailureKind.UNAVAILABLE, None)
     assert "Connection refused" in failure.fields["message"]
     assert "\n" not in failure.fields["message"]  # one line, whatever libpq wrapped
-
-
-@pytest.fixture
-def sqlite_file(tmp_path) -> Path:
-    path = tmp_path / "classified.db"
-    with sqlite3.connect(path) as connection:
-        connection.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
-    return path
-
-
-def _sqlite_failure(path: Path, failing: str, *, setup: tuple[str, ...] = ()):
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0})
-    try:
-        with engine.begin() as connection:
-            for statement in setup:
-                connection.execute(text(statement))
-            with pytest.raises(DBAPIError) as raised:
-                connection.execute(text(failing))
-    finally:
-        engine.dispose()
-    failure = describe_database_failure(raised.value)
-    assert failure is not None
-    return failure
-
-
-def test_sqlite_schema_errors_and_constraints_are_faults(sqlite_file):
-    missing_column = _sqlite_failure(sqlite_file, "SELECT no_such_column FROM items")
-    missing_table = _sqlite_failure(sqlite_file, "SELECT * FROM no_such_table")
-    duplicate = _sqlite_failure(
-        sqlite_file,
-        "INSERT INTO items VALUES (1, 'b')",
-        setup=("INSERT INTO items VALUES (1, 'a')",),
-    )
-
-    assert missing_column.kind == missing_table.kind == duplicate.kind == FailureKind.FAULT
-    assert missing_column.fields["sqlite_error"] == "SQLITE_ERROR"
-    assert missing_column.fields["message"] == "no such column: no_such_column"
-    assert missing_table.fields["message"] == "no such table: no_such_table"
-    assert duplicate.fields["sqlite_error"] == "SQLITE_CONSTRAINT_PRIMARYKEY"
-
-
-def test_sqlite_locked_by_another_writer_is_contention(sqlite_file):
-    holder = sqlite3.connect(sqlite_file, isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")
-    try:
-        failure = _sqlite_failure(sqlite_file, "INSERT INTO items VALUES (2, 'c')")
-    finally:
-        holder.rollback()
-        holder.close()
-
-    assert failure.kind == FailureKind.CONTENTION
-    assert failure.fields["sqlite_error"] == "SQLITE_BUSY"
-    assert failure.fields["message"] == "database is locked"
-
-
-def test_a_sqlite_file_that_cannot_be_opened_is_unavailable(tmp_path):
-    failure = _connection_failure(f"sqlite:///{tmp_path / 'missing' / 'tasks.db'}")
-
-    assert failure.kind == FailureKind.UNAVAILABLE
-    assert failure.fields["sqlite_error"] == "SQLITE_CANTOPEN"
 
 
 def test_the_pool_and_the_start_up_migration_are_their_own_reasons():

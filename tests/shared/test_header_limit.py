@@ -5,6 +5,7 @@ import httpx2
 import pytest
 
 from shared.edge import MAX_HEADER_BYTES, MAX_HEADER_COUNT
+from tests.conftest import empty_postgres_database
 from tests.service import running_service
 from tests.support import assert_problem, task_count
 
@@ -48,9 +49,12 @@ def test_large_headers_within_the_limit_are_served(client, auth_headers, db):
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory):
+def service(tmp_path_factory, postgres_admin):
     workdir = tmp_path_factory.mktemp("header-limit")
-    with running_service(workdir, DATABASE_URL=f"sqlite:///{workdir / 'tasks.db'}") as running:
+    with (
+        empty_postgres_database(postgres_admin) as url,
+        running_service(workdir, DATABASE_URL=url) as running,
+    ):
         yield running
 
 

@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -60,8 +60,6 @@ async def claim_idempotency_key(
         "created_at": now,
         "expires_at": now + IDEMPOTENCY_KEY_LIFETIME,
     }
-    dialect = session.bind.dialect.name if session.bind else "postgresql"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(IdempotencyKey).values(**values)
     # An expired key is free again; a live one is not. On PostgreSQL a racing request's
     # uncommitted key makes this wait for it, then see it.

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from shared.db import sync_database_url
 from tests import factories
-from tests.conftest import POSTGRES_ADMIN_URL, empty_postgres_database
+from tests.conftest import empty_postgres_database
 from tests.topology.pgbouncer.server import PgBouncer, running_pgbouncer
 
 
@@ -38,13 +38,13 @@ def direct_db(direct_engine: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture
-def start_pgbouncer() -> Iterator[Callable[..., PgBouncer]]:
+def start_pgbouncer(postgres_server_url: str) -> Iterator[Callable[..., PgBouncer]]:
     """Starts PgBouncers in front of the suite's server (see `running_pgbouncer`); all are
     stopped after the test."""
     started: list = []
 
     def start(**options: object) -> PgBouncer:
-        context = running_pgbouncer(POSTGRES_ADMIN_URL, **options)  # type: ignore[arg-type]
+        context = running_pgbouncer(postgres_server_url, **options)  # type: ignore[arg-type]
         started.append(context)
         return context.__enter__()
 

@@ -2,7 +2,9 @@
 
 Started on a free loopback port, in a private folder, with every database of the server
 reachable by its own name (`* = host=... port=...`), and stopped whatever happens. PgBouncer
-refuses to run as root: as root it runs as the `postgres` account, like the faults' server.
+refuses to run as root: as root it runs as the `postgres` account, like the faults' server, or,
+in front of a server reached by its Unix socket (the embedded one), as the account that owns the
+socket's folder, the one account sure to reach it.
 """
 
 import os
@@ -33,7 +35,10 @@ class PgBouncer:
 
     def url(self, direct_url: str) -> str:
         """`direct_url` (a database on the server behind it) as reached through this pooler."""
-        url = make_url(direct_url).set(host="127.0.0.1", port=self.port)
+        url = make_url(direct_url)
+        # A Unix socket's folder, given as `?host=`, would take precedence over the pooler's.
+        query = {name: value for name, value in url.query.items() if name != "host"}
+        url = url.set(host="127.0.0.1", port=self.port, query=query)
         return url.render_as_string(hide_password=False)
 
     def logs(self) -> str:
@@ -62,6 +67,9 @@ def running_pgbouncer(
     """PgBouncer in front of the PostgreSQL server of `server_url`, ready for connections."""
     program = required_program("pgbouncer", "pgbouncer")
     server = make_url(server_url)
+    # The embedded server listens on a Unix socket only, named by the URL's `host=` query.
+    socket_folder = server.query.get("host")
+    server_host = socket_folder if isinstance(socket_folder, str) else server.host or "127.0.0.1"
     folder = Path(tempfile.mkdtemp(prefix="tasks-pgbouncer-"))
     port = free_port()
     # trust: the client is not asked for a password, but its user must be in the auth file,
@@ -71,7 +79,7 @@ def running_pgbouncer(
     )
     (folder / "pgbouncer.ini").write_text(
         "[databases]\n"
-        f"* = host={server.host or '127.0.0.1'} port={server.port or 5432}\n"
+        f"* = host={server_host} port={server.port or 5432}\n"
         "[pgbouncer]\n"
         "listen_addr = 127.0.0.1\n"
         f"listen_port = {port}\n"
@@ -92,9 +100,10 @@ def running_pgbouncer(
     )
     command = [str(program), str(folder / "pgbouncer.ini")]
     if os.geteuid() == 0:
+        user = Path(server_host).owner() if server_host.startswith("/") else SERVER_USER
         for path in (folder, *folder.iterdir()):
-            shutil.chown(path, SERVER_USER)
-        command = [_runuser(), "-u", SERVER_USER, "--", *command]
+            shutil.chown(path, user)
+        command = [_runuser(), "-u", user, "--", *command]
     output = (folder / "stdout.log").open("w")
     process = subprocess.Popen(
         command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True

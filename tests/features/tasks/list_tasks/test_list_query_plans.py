@@ -42,7 +42,7 @@ def _is_the_total(node: dict) -> bool:
     return "Subplan Name" in node
 
 
-def _postgresql_plan(connection: Any, statement: str, parameters: Any) -> Plan:
+def _plan(connection: Any, statement: str, parameters: Any) -> Plan:
     explained = connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
     nodes, pending = [], [explained.scalar_one()[0]["Plan"]]
     while pending:
@@ -61,25 +61,6 @@ def _postgresql_plan(connection: Any, statement: str, parameters: Any) -> Plan:
         sorts=any(node["Node Type"] in {"Sort", "Incremental Sort"} for node in nodes),
         reads_whole_table=any(node["Node Type"] == "Seq Scan" for node in on_tasks),
         index_conditions=" ".join(node.get("Index Cond", "") for node in on_tasks),
-    )
-
-
-def _sqlite_plan(connection: Any, statement: str, parameters: Any) -> Plan:
-    rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
-    inside_the_total: set[int] = set()
-    steps = []
-    for step_id, parent_id, _, step in rows:
-        if "SCALAR SUBQUERY" in step or parent_id in inside_the_total:
-            inside_the_total.add(step_id)
-        else:
-            steps.append(step)
-    on_tasks = [step for step in steps if step.split()[1:2] == ["tasks"]]
-    return Plan(
-        indexes={step.split("USING INDEX ")[1].split()[0] for step in on_tasks if "INDEX" in step},
-        sorts=any("TEMP B-TREE" in step for step in steps),
-        reads_whole_table=any(step.startswith("SCAN tasks") for step in on_tasks),
-        # "SEARCH tasks USING INDEX ix_name (user_id=? AND ...)": what follows the index's name.
-        index_conditions=" ".join(step.partition(" (")[2] for step in on_tasks if "INDEX" in step),
     )
 
 
@@ -129,11 +110,10 @@ def long_lists(database) -> Iterator[str]:
         session.commit()
         TaskFactory(owner=owners[0], title=f"a {RARE_WORD} plan", description=None)
         factories.bind(None)
-    # As autovacuum would in time: fresh statistics, and on PostgreSQL the trigram indexes'
-    # pending entries merged (VACUUM, outside a transaction), which the planner's costs count.
-    refresh = "VACUUM ANALYZE" if database.backend == "postgresql" else "ANALYZE"
+    # As autovacuum would in time: fresh statistics, and the trigram indexes' pending entries
+    # merged (VACUUM, outside a transaction), which the planner's costs count.
     with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text(refresh))
+        connection.execute(text("VACUUM ANALYZE"))
     yield "reader"
     with database.engine.begin() as connection:
         connection.execute(delete(Task))
@@ -153,9 +133,8 @@ def _plan_of_list_request(client, database, headers, query: str, sent) -> Plan:
     assert response.status_code == 200, response.text
     assert sent, "the list sent no SELECT on tasks"
     statement, parameters = sent[0]
-    explain = _postgresql_plan if database.backend == "postgresql" else _sqlite_plan
     with database.engine.connect() as connection:
-        return explain(connection, statement, parameters)
+        return _plan(connection, statement, parameters)
 
 
 FIRST_PAGES = {
@@ -217,8 +196,6 @@ def test_a_later_page_starts_reading_the_index_at_its_cursor(
 def test_a_search_for_a_rare_word_uses_the_trigram_indexes(
     client, database, auth_headers, long_lists, sent_statements
 ):
-    if database.backend != "postgresql":
-        pytest.skip("trigram indexes exist on PostgreSQL only (migration 0003)")
     headers = auth_headers(long_lists)
 
     plan = _plan_of_list_request(client, database, headers, f"?q={RARE_WORD}", sent_statements)
