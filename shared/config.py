@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # JWTs that verified are remembered, per worker, until their `exp`: at most this many
+    # (least recently used dropped first). 0: every request checks its token's signature.
+    jwt_cache_entries: int = Field(default=10_000, ge=0, le=1_000_000)
 
     cors_origins: Annotated[list[str], NoDecode] = ["http://localhost:3000"]
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -5,18 +5,23 @@ A token's shape says which kind it is: a JWT (three dot-separated parts) goes to
 verifiers only, anything else to the session lookup only (when enabled). Among the JWT verifiers,
 the token's header only says which of the configured ones to ask: an HS256 token is never checked
 against a public key, an asymmetric one never against the secret, and `none` against nothing.
+
+A JWT that verified is remembered (`VerifiedTokens`), so its next request costs a hash and a
+lookup instead of a signature check and claims parsing, as PostgREST does.
 """
 
 import asyncio
 import hashlib
+import json
 import math
 import re
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, TypeGuard
+from typing import Any, Protocol, TypeGuard
 
 import httpx2
 import jwt
@@ -134,13 +139,109 @@ def _user_from_claims(claims: Mapping[str, Any]) -> AuthenticatedUser:
     )
 
 
+def cache_key(token: str) -> bytes:
+    """What the token caches hold a token under: the SHA-256 of the whole token, so the token
+    itself is never kept, and two tokens that differ anywhere (one character of the signature)
+    never share an entry."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+class _Remembered(Protocol):
+    @property
+    def keep_until(self) -> float: ...
+
+
+def _keep_until(_key: bytes, remembered: _Remembered, _now: float) -> float:
+    # The TLRU caches' time-to-use: each entry carries its own deadline, on its cache's clock.
+    return remembered.keep_until
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """A JWT's verdict as verification gave it, and for how long that verdict holds.
+
+    Times are wall-clock seconds (`time.time()`), the clock `exp`, `nbf` and `iat` are read on.
+    Verification accepts the token from `valid_from` (its `nbf` or `iat`, less the leeway)
+    until just before `keep_until` (its `exp` plus the leeway)."""
+
+    user: AuthenticatedUser
+    valid_from: float
+    keep_until: float
+    # The published key that verified it (`_PublishedKey.fingerprint`); None for the secret.
+    signed_by: bytes | None
+
+
+def _verified(claims: Mapping[str, Any], leeway: int, signed_by: bytes | None) -> VerifiedToken:
+    # Exactly PyJWT's rules, so that a remembered verdict is the one verification would give at
+    # any moment: it reads each time as int() (1.9 is 1) and refuses when
+    # `iat > now + leeway`, `nbf > now + leeway` or `exp <= now - leeway`.
+    starts = [int(claims[name]) for name in ("nbf", "iat") if name in claims]
+    return VerifiedToken(
+        user=_user_from_claims(claims),
+        valid_from=max(starts) - leeway if starts else -math.inf,
+        keep_until=int(claims["exp"]) + leeway,  # `exp` is required, so always there
+        signed_by=signed_by,
+    )
+
+
+class VerifiedTokens:
+    """The JWTs that verified, per process: at most `entries` of them, least recently used
+    dropped first, each dropped once its `exp` (plus the leeway) has passed.
+
+    An entry holds the token's SHA-256 and the user (id, email, name: at most the token's
+    MAX_TOKEN_BYTES of text), never the token. Only tokens that verified are put here, so a
+    refused token is checked again on each request. Entries signed by a published key are
+    dropped when a fetch of the key set no longer has that key (`forget_keys_other_than`).
+    A lock makes each operation atomic for threads too; none of them awaits."""
+
+    def __init__(self, entries: int, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._entries: TLRUCache[bytes, VerifiedToken] = TLRUCache(
+            maxsize=entries, ttu=_keep_until, timer=clock
+        )
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: bytes) -> VerifiedToken | None:
+        with self._lock:
+            verified = self._entries.get(key)  # None from `keep_until` on
+        # Before its `nbf` or `iat` (a clock set back since), verification would refuse it.
+        if verified is None or self._clock() < verified.valid_from:
+            return None
+        return verified
+
+    def put(self, key: bytes, verified: VerifiedToken) -> None:
+        with self._lock:
+            self._entries[key] = verified
+
+    def forget_keys_other_than(self, published: Set[bytes]) -> None:
+        """Drop what a key no longer published verified: the key set was fetched again."""
+        with self._lock:
+            withdrawn = [
+                key
+                for key in list(self._entries)
+                # .get: an entry may reach its `exp` between the listing and this look.
+                if (verified := self._entries.get(key)) is not None
+                and verified.signed_by is not None
+                and verified.signed_by not in published
+            ]
+            for key in withdrawn:
+                self._entries.pop(key, None)
+        if withdrawn:
+            log.info("jwt_cache.keys_withdrawn", dropped=len(withdrawn))
+
+
 @dataclass(frozen=True)
 class _ClaimRules:
     issuer: str | None
     audience: str | None
     leeway_seconds: int
 
-    def decode(self, token: str, key: Any, algorithms: list[str]) -> AuthenticatedUser:
+    def decode(
+        self, token: str, key: Any, algorithms: list[str], signed_by: bytes | None = None
+    ) -> VerifiedToken:
         options = {
             "require": ["sub", "exp"],
             "verify_iss": self.issuer is not None,
@@ -161,7 +262,7 @@ class _ClaimRules:
         except jwt.InvalidTokenError as error:
             raise TokenRejectedError(f"The token is invalid: {_describe(error)}") from None
         _check_registered_claim_types(claims)
-        return _user_from_claims(claims)
+        return _verified(claims, self.leeway_seconds, signed_by)
 
 
 class SharedSecretVerifier:
@@ -174,7 +275,7 @@ class SharedSecretVerifier:
             settings.jwt_issuer, settings.jwt_audience, settings.jwt_leeway_seconds
         )
 
-    def verify(self, token: str) -> AuthenticatedUser:
+    def verify(self, token: str) -> VerifiedToken:
         return self._rules.decode(token, self._key, self.algorithms)
 
 
@@ -193,6 +294,8 @@ class _PublishedKey:
     kid: str | None
     algorithms: frozenset[str]
     key: Any
+    # The SHA-256 of the JWK as published: the same key in the next fetch has the same one.
+    fingerprint: bytes
 
 
 def _published_key(jwk: Mapping[str, Any]) -> _PublishedKey | None:
@@ -210,13 +313,17 @@ def _published_key(jwk: Mapping[str, Any]) -> _PublishedKey | None:
         parsed = PyJWK(dict(jwk), algorithm=next(iter(sorted(algorithms))))
     except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
         return None
-    return _PublishedKey(kid if isinstance(kid, str) else None, frozenset(algorithms), parsed.key)
+    fingerprint = hashlib.sha256(json.dumps(jwk, sort_keys=True).encode()).digest()
+    return _PublishedKey(
+        kid if isinstance(kid, str) else None, frozenset(algorithms), parsed.key, fingerprint
+    )
 
 
 class RemoteKeySet:
     """Better Auth's JWKS document, fetched without blocking the event loop, cached, and
     refetched when it is stale or when a token names a key it lacks (at most once per
-    `refetch_interval`). When the endpoint fails, the keys already held keep working."""
+    `refetch_interval`). When the endpoint fails, the keys already held keep working. When a
+    fetch no longer has a key, `on_withdrawn` is told the fingerprints still published."""
 
     def __init__(
         self,
@@ -226,9 +333,11 @@ class RemoteKeySet:
         cache_seconds: float,
         refetch_interval: float,
         timeout: float,
+        on_withdrawn: Callable[[Set[bytes]], None] | None = None,
     ) -> None:
         self.url = url
         self._client = client
+        self._on_withdrawn = on_withdrawn
         self._cache_seconds = cache_seconds
         self._refetch_interval = refetch_interval
         self._timeout = timeout
@@ -238,7 +347,16 @@ class RemoteKeySet:
         self._attempted_at = float("-inf")
         self._lock = asyncio.Lock()
 
-    async def key_for(self, kid: str | None, algorithm: str) -> Any:
+    def refresh_due(self) -> bool:
+        """Whether the next `key_for` would fetch the key set again (it is stale, and not
+        tried within the refetch interval)."""
+        now = time.monotonic()
+        return (
+            now - self._fetched_at > self._cache_seconds
+            and now - self._attempted_at >= self._refetch_interval
+        )
+
+    async def key_for(self, kid: str | None, algorithm: str) -> _PublishedKey:
         if time.monotonic() - self._fetched_at > self._cache_seconds:
             await self._refresh()
         key = self._find(kid, algorithm)
@@ -253,14 +371,14 @@ class RemoteKeySet:
             raise KeySetUnavailableError(f"the key set at {self.url} could not be fetched")
         raise TokenRejectedError("The token is invalid: it is not signed by a published key")
 
-    def _find(self, kid: str | None, algorithm: str) -> Any:
+    def _find(self, kid: str | None, algorithm: str) -> _PublishedKey | None:
         candidates = [
             key
             for key in self._keys or []
             if algorithm in key.algorithms and (kid is None or key.kid == kid)
         ]
         # Without a kid the choice must be unambiguous; we never try keys one after another.
-        return candidates[0].key if len(candidates) == 1 else None
+        return candidates[0] if len(candidates) == 1 else None
 
     async def _refresh(self) -> None:
         attempted_at = self._attempted_at
@@ -280,9 +398,13 @@ class RemoteKeySet:
                 self._last_fetch_failed = True
                 return
             self._last_fetch_failed = False
+            held = {key.fingerprint for key in self._keys or []}
             self._keys = [key for key in keys if key is not None]
             self._fetched_at = time.monotonic()
             log.info("jwks.fetched", url=self.url, keys=len(self._keys))
+            published = {key.fingerprint for key in self._keys}
+            if self._on_withdrawn is not None and held - published:
+                self._on_withdrawn(published)
 
 
 class PublicKeyVerifier:
@@ -296,13 +418,13 @@ class PublicKeyVerifier:
             settings.jwks_issuer, settings.jwks_audience, settings.jwt_leeway_seconds
         )
 
-    async def verify(self, token: str, header: Mapping[str, Any]) -> AuthenticatedUser:
+    async def verify(self, token: str, header: Mapping[str, Any]) -> VerifiedToken:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             raise TokenRejectedError("The token is invalid: 'kid' must be a string")
         algorithm = header["alg"]
-        key = await self.key_set.key_for(kid, algorithm)
-        return self._rules.decode(token, key, [algorithm])
+        published = await self.key_set.key_for(kid, algorithm)
+        return self._rules.decode(token, published.key, [algorithm], published.fingerprint)
 
 
 # Better Auth's bearer plugin hands out the session token (32 letters and digits), signed as its
@@ -320,10 +442,6 @@ def _is_jwt_shaped(token: str) -> bool:
 class _CheckedSession:
     user: AuthenticatedUser
     keep_until: float  # time.monotonic(): the cache time, or the session's expiry if sooner
-
-
-def _keep_until(_key: bytes, checked: _CheckedSession, _now: float) -> float:
-    return checked.keep_until
 
 
 class _LookupBudget:
@@ -446,7 +564,7 @@ class SessionTokenVerifier:
             raise TokenRejectedError(
                 "The token is invalid: it is neither a JWT nor a Better Auth session token"
             )
-        key = hashlib.sha256(token.encode()).digest()
+        key = cache_key(token)
         checked = self._sessions.get(key)
         if checked is not None:
             return checked.user
@@ -507,17 +625,20 @@ class SessionTokenVerifier:
 
 
 class TokenVerifier:
-    """Hands each token to the configured verifier for its kind and algorithm, or refuses it."""
+    """Hands each token to the configured verifier for its kind and algorithm, or refuses it;
+    a JWT that verified is answered from `verified_tokens` until its verdict could change."""
 
     def __init__(
         self,
         shared_secret: SharedSecretVerifier | None,
         public_keys: PublicKeyVerifier | None,
         session_tokens: SessionTokenVerifier | None = None,
+        verified_tokens: VerifiedTokens | None = None,
     ) -> None:
         self.shared_secret = shared_secret
         self.public_keys = public_keys
         self.session_tokens = session_tokens
+        self.verified_tokens = verified_tokens
 
     async def verify(self, token: str) -> AuthenticatedUser:
         if not _is_jwt_shaped(token):
@@ -527,6 +648,25 @@ class TokenVerifier:
                 "The token is invalid: it is not a well-formed JWT (and this service is not "
                 "configured for Better Auth session tokens)"
             )
+        cache = self.verified_tokens
+        if cache is None:
+            return (await self._verify_jwt(token)).user
+        key = cache_key(token)
+        remembered = cache.get(key)
+        # A stale key set is fetched on the next full check, which may withdraw the key: a
+        # remembered token signed by a published key goes through it, as uncached ones would.
+        if remembered is not None and not (
+            remembered.signed_by is not None
+            and self.public_keys is not None
+            and self.public_keys.key_set.refresh_due()
+        ):
+            return remembered.user
+        verified = await self._verify_jwt(token)
+        # No await since the key was found: a fetch that withdraws it cannot come in between.
+        cache.put(key, verified)
+        return verified.user
+
+    async def _verify_jwt(self, token: str) -> VerifiedToken:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -542,6 +682,8 @@ class TokenVerifier:
 def create_token_verifier(settings: Settings, client: httpx2.AsyncClient) -> TokenVerifier:
     secret = settings.jwt_secret
     jwks_url = settings.jwks_url
+    entries = settings.jwt_cache_entries
+    verified_tokens = VerifiedTokens(entries) if entries > 0 else None
     public_keys = None
     if jwks_url is not None:
         key_set = RemoteKeySet(
@@ -550,6 +692,9 @@ def create_token_verifier(settings: Settings, client: httpx2.AsyncClient) -> Tok
             cache_seconds=settings.jwks_cache_seconds,
             refetch_interval=settings.jwks_refetch_interval_seconds,
             timeout=settings.jwks_timeout_seconds,
+            on_withdrawn=(
+                verified_tokens.forget_keys_other_than if verified_tokens is not None else None
+            ),
         )
         public_keys = PublicKeyVerifier(settings, key_set)
     session_url = settings.session_lookup_url
@@ -569,6 +714,7 @@ def create_token_verifier(settings: Settings, client: httpx2.AsyncClient) -> Tok
         SharedSecretVerifier(settings, secret.get_secret_value()) if secret else None,
         public_keys,
         session_tokens,
+        verified_tokens,
     )
 
 

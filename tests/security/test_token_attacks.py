@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 
 from shared.auth import MAX_TOKEN_BYTES
 from shared.db import app_state
+from shared.tokens import SharedSecretVerifier
 from tests.conftest import TEST_SECRET
 from tests.keys import SigningKey, claims_for, jwks_endpoint, new_key
 from tests.security.conftest import pool_use, running_client
@@ -663,3 +664,88 @@ def test_a_flood_of_unknown_kids_does_not_refetch_the_key_set_each_time(settings
     assert dict(used) == {}
     # One fetch for the good token, and at most one more within the refetch interval.
     assert key_set.hits <= 2
+
+
+# The verified-token cache, through HTTP: what a cached token may no longer do.
+
+
+def _count_secret_checks(monkeypatch) -> list[str]:
+    checked: list[str] = []
+    verify = SharedSecretVerifier.verify
+
+    def counting(self, token):
+        checked.append(token)
+        return verify(self, token)
+
+    monkeypatch.setattr(SharedSecretVerifier, "verify", counting)
+    return checked
+
+
+def test_a_cached_token_is_accepted_without_verifying_it_again(client_for, monkeypatch):
+    checked = _count_secret_checks(monkeypatch)
+    client = client_for("secret")
+    # Its own `jti`: an earlier test's token of the same second is already in this app's cache.
+    token = forge(secret_claims(jti=uuid.uuid4().hex))
+
+    statuses = [
+        client.get(LIST, headers={"Authorization": _bearer(token)}).status_code for _ in range(3)
+    ]
+
+    assert statuses == [200, 200, 200]
+    assert checked == [token]
+
+
+def test_a_tampered_copy_of_a_cached_token_is_refused(client_for, db):
+    client = client_for("secret")
+    token = forge(secret_claims())
+    assert client.get(LIST, headers={"Authorization": _bearer(token)}).status_code == 200
+
+    for tampered in (with_flipped_signature(token), with_payload(token, secret_claims(sub="bob"))):
+        with pool_use(client.app) as used:
+            response = client.post(
+                "/api/bob/tasks",
+                json={"title": "must not be stored"},
+                headers={"Authorization": _bearer(tampered)},
+            )
+        assert_problem(response, 401)
+        assert dict(used) == {}
+    assert task_count(db) == 0
+
+
+def test_a_token_that_expires_while_cached_is_refused(settings, db):
+    expires = int(time.time()) + 1
+    token = forge(secret_claims(exp=expires))
+    with running_client(settings.model_copy(update={"jwt_leeway_seconds": 0})) as client:
+        assert client.get(LIST, headers={"Authorization": _bearer(token)}).status_code == 200
+        time.sleep(max(0.0, expires + 0.05 - time.time()))
+        response = client.get(LIST, headers={"Authorization": _bearer(token)})
+
+    assert "expired" in assert_problem(response, 401)["detail"]
+
+
+def test_a_token_whose_key_was_withdrawn_is_refused_after_the_refetch(settings, db):
+    with jwks_endpoint() as key_set:
+        key_set.publish(BETTER_AUTH_KEY)
+        keys_only = settings.model_copy(
+            update={
+                "better_auth_secret": None,
+                "better_auth_url": key_set.base_url,
+                "jwks_refetch_interval_seconds": 0,
+            }
+        )
+        with running_client(keys_only) as client:
+            old = BETTER_AUTH_KEY.sign(claims_for(key_set.base_url))
+            accepted = [
+                client.get(LIST, headers={"Authorization": _bearer(old)}).status_code
+                for _ in range(2)
+            ]
+            # The frontend rotates to a new key and withdraws the old one.
+            rotated = new_key("EdDSA")
+            key_set.publish(rotated)
+            fresh = rotated.sign(claims_for(key_set.base_url))
+            rotated_status = client.get(LIST, headers={"Authorization": _bearer(fresh)}).status_code
+            response = client.get(LIST, headers={"Authorization": _bearer(old)})
+
+    assert accepted == [200, 200]
+    assert rotated_status == 200
+    assert "published key" in assert_problem(response, 401)["detail"]

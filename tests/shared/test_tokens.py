@@ -2,12 +2,17 @@
 
 import asyncio
 import base64
+import gc
 import hashlib
 import hmac
 import json
+import math
+import threading
 import time
+import tracemalloc
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import httpx2
 import jwt
@@ -16,10 +21,15 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from shared.config import Settings
 from shared.tokens import (
+    MAX_TOKEN_BYTES,
     AuthenticatedUser,
     KeySetUnavailableError,
+    SharedSecretVerifier,
     TokenRejectedError,
     TokenVerifier,
+    VerifiedToken,
+    VerifiedTokens,
+    cache_key,
     create_token_verifier,
 )
 from tests.keys import claims_for, jwks_endpoint, new_key
@@ -325,3 +335,324 @@ def test_production_needs_a_way_to_verify_tokens():
         ).jwks_url
         == "https://app.example.com/api/auth/jwks"
     )
+
+
+# The verified-token cache.
+
+
+def _secret_settings(**values) -> Settings:
+    return Settings(_env_file=None, better_auth_secret=SECRET, **values)
+
+
+def _secret_token(user_id: str = "alice", **claims) -> str:
+    return jwt.encode({"sub": user_id, "exp": int(time.time()) + 600, **claims}, SECRET)
+
+
+def _one_character_changed(token: str, index: int) -> str:
+    # A character whose every bit counts (the last one of a segment may carry padding only).
+    replacement = "A" if token[index] != "A" else "B"
+    return token[:index] + replacement + token[index + 1 :]
+
+
+def _count_signature_checks(monkeypatch) -> list[str]:
+    checked: list[str] = []
+    verify = SharedSecretVerifier.verify
+
+    def counting(self, token):
+        checked.append(token)
+        return verify(self, token)
+
+    monkeypatch.setattr(SharedSecretVerifier, "verify", counting)
+    return checked
+
+
+def _sleep_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.time()))
+
+
+def test_a_verified_token_is_not_verified_again(monkeypatch):
+    checked = _count_signature_checks(monkeypatch)
+    token = _secret_token(email="alice@example.com")
+
+    async def steps(verifier):
+        return [await verifier.verify(token) for _ in range(5)]
+
+    users = _with_verifier(_secret_settings(), steps)
+    assert users == [AuthenticatedUser("alice", "alice@example.com", None)] * 5
+    assert len(checked) == 1
+
+
+def test_without_the_cache_every_request_verifies(monkeypatch):
+    checked = _count_signature_checks(monkeypatch)
+    token = _secret_token()
+
+    async def steps(verifier):
+        assert verifier.verified_tokens is None
+        for _ in range(3):
+            await verifier.verify(token)
+
+    _with_verifier(_secret_settings(jwt_cache_entries=0), steps)
+    assert len(checked) == 3
+
+
+def test_a_token_that_expires_while_cached_is_refused():
+    leeway = 1
+    expires = int(time.time()) + 1
+    token = _secret_token(exp=expires)
+
+    async def steps(verifier):
+        first = await verifier.verify(token)
+        _sleep_until(expires + 0.2)  # past `exp`, within the leeway: still good, from the cache
+        within_leeway = await verifier.verify(token)
+        _sleep_until(expires + leeway + 0.05)
+        with pytest.raises(TokenRejectedError, match="expired"):
+            await verifier.verify(token)
+        return first.id, within_leeway.id, len(verifier.verified_tokens)
+
+    assert _with_verifier(_secret_settings(jwt_leeway_seconds=leeway), steps) == (
+        "alice",
+        "alice",
+        0,
+    )
+
+
+def test_a_token_not_yet_valid_is_refused_until_its_nbf_and_then_accepted():
+    starts = int(time.time()) + 1
+    token = _secret_token(nbf=starts)
+
+    async def steps(verifier):
+        for _ in range(2):  # a refusal is not remembered either way
+            with pytest.raises(TokenRejectedError, match="not yet valid"):
+                await verifier.verify(token)
+        assert len(verifier.verified_tokens) == 0
+        _sleep_until(starts + 0.05)
+        return (await verifier.verify(token)).id
+
+    assert _with_verifier(_secret_settings(jwt_leeway_seconds=0), steps) == "alice"
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_cached_verdict_holds_only_between_its_nbf_and_its_exp():
+    clock = _Clock(150.0)
+    cache = VerifiedTokens(10, clock=clock)
+    user = AuthenticatedUser("alice", None, None)
+    cache.put(b"key", VerifiedToken(user, valid_from=100.0, keep_until=200.0, signed_by=None))
+
+    seen = []
+    for now in (99.999, 100.0, 150.0, 199.999, 200.0):
+        clock.now = now
+        found = cache.get(b"key")
+        seen.append(found.user.id if found else None)
+
+    # A clock set back before `nbf` refuses, as verification would; from `exp` on it is gone.
+    assert seen == [None, "alice", "alice", "alice", None]
+
+
+@pytest.mark.parametrize("leeway", [0, 30])
+def test_the_cached_window_is_the_one_verification_applies(monkeypatch, leeway):
+    # Times with fractions, as RFC 7519 allows: PyJWT reads each as a whole second.
+    token = _secret_token(iat=1_000_000.9, nbf=1_000_010.5, exp=1_000_100.7)
+    instants = [
+        boundary + offset
+        for boundary in (1_000_010 - leeway, 1_000_100 + leeway)
+        for offset in (-0.001, 0, 0.001)
+    ]
+
+    class Clock(datetime):
+        now_seconds = 0.0
+
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.fromtimestamp(cls.now_seconds, tz=UTC)
+
+    monkeypatch.setattr(jwt.api_jwt, "datetime", Clock)
+    verifier = SharedSecretVerifier(_secret_settings(jwt_leeway_seconds=leeway), SECRET)
+    Clock.now_seconds = 1_000_050
+    window = verifier.verify(token)
+    for instant in instants:
+        Clock.now_seconds = instant
+        try:
+            verifier.verify(token)
+            accepted = True
+        except TokenRejectedError:
+            accepted = False
+        assert accepted == (window.valid_from <= instant < window.keep_until), instant
+
+
+def test_a_tampered_token_is_never_served_from_the_cache():
+    token = _secret_token()
+    signature_at = token.rindex(".") + 1
+    payload_at = token.index(".") + 1
+
+    async def steps(verifier):
+        await verifier.verify(token)
+        for tampered in (
+            _one_character_changed(token, signature_at),
+            _one_character_changed(token, payload_at),
+        ):
+            for _ in range(2):
+                with pytest.raises(TokenRejectedError):
+                    await verifier.verify(tampered)
+        return (await verifier.verify(token)).id, len(verifier.verified_tokens)
+
+    assert _with_verifier(_secret_settings(), steps) == ("alice", 1)
+
+
+def test_the_cache_key_is_the_whole_token():
+    token = _secret_token()
+    assert cache_key(token) == hashlib.sha256(token.encode()).digest()
+    assert cache_key(token) != cache_key(_one_character_changed(token, len(token) - 2))
+
+
+def test_a_refused_token_is_verified_again_each_time(monkeypatch):
+    checked = _count_signature_checks(monkeypatch)
+    forged = jwt.encode({"sub": "alice", "exp": int(time.time()) + 600}, "another-secret" * 3)
+
+    async def steps(verifier):
+        for _ in range(3):
+            with pytest.raises(TokenRejectedError, match="signature"):
+                await verifier.verify(forged)
+        return len(verifier.verified_tokens)
+
+    assert _with_verifier(_secret_settings(), steps) == 0
+    assert len(checked) == 3
+
+
+def test_a_token_whose_key_left_the_key_set_is_refused_after_the_refetch(endpoint):
+    old, new = new_key("EdDSA"), new_key("EdDSA")
+    endpoint.publish(old)
+    settings = _settings(endpoint, jwks_refetch_interval_seconds=0)
+    signed_by_old = old.sign(claims_for(endpoint.base_url))
+
+    async def steps(verifier):
+        await verifier.verify(signed_by_old)
+        await verifier.verify(signed_by_old)  # from the cache
+        # The frontend rotates and withdraws the old key; a token of the new one refetches.
+        endpoint.publish(new)
+        await verifier.verify(new.sign(claims_for(endpoint.base_url, "bob")))
+        with pytest.raises(TokenRejectedError, match="published key"):
+            await verifier.verify(signed_by_old)
+
+    _with_verifier(settings, steps)
+    assert endpoint.hits >= 2
+
+
+def test_a_key_still_published_keeps_its_tokens_cached_across_a_refetch(endpoint):
+    kept, added = new_key("EdDSA"), new_key("EdDSA")
+    endpoint.publish(kept)
+    settings = _settings(endpoint, jwks_refetch_interval_seconds=0)
+    token = kept.sign(claims_for(endpoint.base_url))
+
+    async def steps(verifier):
+        await verifier.verify(token)
+        endpoint.publish(kept, added)
+        await verifier.verify(added.sign(claims_for(endpoint.base_url, "bob")))
+        return len(verifier.verified_tokens)
+
+    assert _with_verifier(settings, steps) == 2
+
+
+def test_a_cached_token_meets_the_scheduled_refetch_that_withdraws_its_key(endpoint):
+    old, new = new_key("EdDSA"), new_key("EdDSA")
+    endpoint.publish(old)
+    settings = _settings(endpoint, jwks_cache_seconds=0.05, jwks_refetch_interval_seconds=0)
+    token = old.sign(claims_for(endpoint.base_url))
+
+    async def steps(verifier):
+        await verifier.verify(token)
+        endpoint.publish(new)
+        await asyncio.sleep(0.1)  # the key set is now stale: the next request fetches it
+        with pytest.raises(TokenRejectedError, match="published key"):
+            await verifier.verify(token)
+
+    _with_verifier(settings, steps)
+
+
+def test_the_cache_holds_at_most_its_entries():
+    async def steps(verifier):
+        tokens = [_secret_token(f"user-{number}") for number in range(10)]
+        for token in tokens:
+            await verifier.verify(token)
+        held = len(verifier.verified_tokens)
+        # The most recent stay; the oldest were dropped, and are simply verified again.
+        latest = verifier.verified_tokens.get(cache_key(tokens[-1]))
+        oldest = verifier.verified_tokens.get(cache_key(tokens[0]))
+        return held, latest is not None, oldest is None, (await verifier.verify(tokens[0])).id
+
+    assert _with_verifier(_secret_settings(jwt_cache_entries=3), steps) == (3, True, True, "user-0")
+
+
+def test_the_cache_memory_is_bounded_by_its_entries_and_the_token_size():
+    entries = 50
+    per_entry = MAX_TOKEN_BYTES + 1024  # the user's text, at most the token, and bookkeeping
+    # The largest claims a token of MAX_TOKEN_BYTES can carry, in the kept fields.
+    # (base64 makes 4 characters of 3 bytes: about 6,000 bytes of claims).
+    name = "n" * 2950
+    email = "e" * 2950 + "@example.com"
+
+    async def steps(verifier):
+        tracemalloc.start()
+        try:
+            for number in range(entries * 3):
+                token = _secret_token(f"user-{number}", email=email, name=name)
+                assert len(token) <= MAX_TOKEN_BYTES
+                await verifier.verify(token)
+            held_entries = len(verifier.verified_tokens)
+            del token
+            gc.collect()
+            full = tracemalloc.get_traced_memory()[0]
+            # What the cache held is what dropping it gives back (the rest of the process,
+            # threads of other tests included, is in both figures).
+            verifier.verified_tokens = None
+            gc.collect()
+            held_bytes = full - tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        return held_entries, held_bytes
+
+    held_entries, held_bytes = _with_verifier(_secret_settings(jwt_cache_entries=entries), steps)
+    assert held_entries == entries
+    assert held_bytes <= entries * per_entry
+
+
+def test_concurrent_threads_share_one_cache_safely():
+    cache = VerifiedTokens(64)
+    user = AuthenticatedUser("alice", None, None)
+    errors: list[BaseException] = []
+
+    def work(offset: int) -> None:
+        try:
+            for number in range(2000):
+                key = cache_key(f"token-{(offset + number) % 200}")
+                cache.put(key, VerifiedToken(user, -math.inf, time.time() + 60, None))
+                cache.get(key)
+                if number % 500 == 0:
+                    cache.forget_keys_other_than(set())
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(offset * 37,)) for offset in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert len(cache) <= 64
+
+
+def test_concurrent_requests_with_one_token_agree():
+    token = _secret_token()
+
+    async def steps(verifier):
+        users = await asyncio.gather(*(verifier.verify(token) for _ in range(50)))
+        return {user.id for user in users}, len(verifier.verified_tokens)
+
+    assert _with_verifier(_secret_settings(), steps) == ({"alice"}, 1)
