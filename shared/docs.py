@@ -100,7 +100,7 @@ def _with_policy(page: HTMLResponse, template: str) -> HTMLResponse:
     """The page with its content security policy, naming each inline script by its SHA-256."""
     digests = [
         hashlib.sha256(script.encode()).digest()
-        for script in _INLINE_SCRIPT.findall(page.body.decode())
+        for script in _INLINE_SCRIPT.findall(bytes(page.body).decode())
     ]
     scripts = "".join(f" 'sha256-{base64.b64encode(digest).decode()}'" for digest in digests)
     page.headers["Content-Security-Policy"] = template.format(scripts=scripts)

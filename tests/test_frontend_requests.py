@@ -50,6 +50,7 @@ def test_a_delete_with_a_json_content_type_and_no_body_deletes(client, db, fetch
 
     assert response.status_code == 204, response.text
     assert response.content == b""
+    assert task.id is not None
     assert stored_task(db, task.id) is None
 
 
@@ -65,7 +66,9 @@ def test_a_toggle_button_with_no_body_or_an_empty_object_toggles(
     response = client.patch(f"{LIST}/{task.id}/complete", content=content, headers=fetch_headers)
 
     assert response.status_code == 200, response.text
+    assert task.id is not None
     stored = stored_task(db, task.id)
+    assert stored is not None
     assert stored.completed is True
     assert stored.version == 2
     assert_task_matches(response.json(), stored)
@@ -87,6 +90,7 @@ def test_a_create_form_with_null_extras_and_its_own_user_id_creates_the_task(
 
     assert response.status_code == 201, response.text
     task = stored_task(db, response.json()["id"])
+    assert task is not None
     assert (task.user_id, task.title, task.description, task.completed) == (
         "alice",
         "Buy milk",
@@ -127,7 +131,9 @@ def test_an_edit_form_sends_back_the_task_it_received_with_its_changes(client, d
     response = client.put(url, json=edited, headers=fetch_headers)
 
     assert response.status_code == 200, response.text
+    assert task.id is not None
     stored = stored_task(db, task.id)
+    assert stored is not None
     assert (stored.id, stored.user_id, stored.title, stored.description, stored.completed) == (
         task.id,
         "alice",
@@ -158,7 +164,10 @@ def test_an_edit_form_with_if_match_from_the_task_it_received(client, db, fetch_
 
     assert first.status_code == 200, first.text
     assert_problem(stale, 412)
-    assert stored_task(db, task.id).title == "First edit"
+    assert task.id is not None
+    stored = stored_task(db, task.id)
+    assert stored is not None
+    assert stored.title == "First edit"
 
 
 @pytest.mark.parametrize("state", [True, False])
@@ -168,7 +177,9 @@ def test_a_kanban_board_puts_the_state_alone(client, db, fetch_headers, state):
     response = client.put(f"{LIST}/{task.id}", json={"completed": state}, headers=fetch_headers)
 
     assert response.status_code == 200, response.text
+    assert task.id is not None
     stored = stored_task(db, task.id)
+    assert stored is not None
     assert (stored.title, stored.description, stored.completed) == (
         "Buy milk",
         "Two litres",
@@ -185,7 +196,9 @@ def test_an_empty_put_changes_nothing_and_answers_the_task(client, db, fetch_hea
 
     assert response.status_code == 200, response.text
     assert response.headers["etag"] == '"1"'
+    assert task.id is not None
     stored = stored_task(db, task.id)
+    assert stored is not None
     assert (stored.version, stored.updated_at) == (1, task.updated_at)
     assert_task_matches(response.json(), stored)
 
@@ -217,4 +230,7 @@ def test_every_invalid_field_is_named_with_its_reason_in_the_detail(client, db, 
         "title: at most 200 characters; description: at most 1000 characters; "
         "priority: not a field of this API"
     )
-    assert stored_task(db, task.id).title == "Buy milk"
+    assert task.id is not None
+    stored = stored_task(db, task.id)
+    assert stored is not None
+    assert stored.title == "Buy milk"

@@ -108,7 +108,7 @@ def test_no_failure_logs_a_token_or_the_secret(client, auth_headers, settings):
     reaches the log."""
     headers = auth_headers("alice")
     token = headers["Authorization"].removeprefix("Bearer ")
-    unsigned = jwt.encode({"sub": "alice"}, key=None, algorithm="none")
+    unsigned = jwt.encode({"sub": "alice"}, key="", algorithm="none")
     expired = auth_headers("alice", lifetime=timedelta(minutes=-10))
     eddsa_token = new_key("EdDSA").sign(claims_for("http://127.0.0.1:1"))
     tasks = "/api/alice/tasks"

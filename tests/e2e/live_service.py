@@ -18,7 +18,10 @@ from tests.service import Service, running_service
 
 def token_for(user_id: str) -> str:
     """A token the service started here accepts, for `user_id`."""
-    return mint_token(Settings(_env_file=None, better_auth_secret=TEST_SECRET), user_id)
+    # `_env_file` is pydantic-settings' own init argument, missing from the signature pyright
+    # derives from the fields.
+    settings = Settings(_env_file=None, better_auth_secret=TEST_SECRET)  # pyright: ignore[reportCallIssue]
+    return mint_token(settings, user_id)
 
 
 @contextmanager

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import httpx2
 import jwt
@@ -29,7 +30,7 @@ FRONTEND_DIR = Path(__file__).parent / "better_auth"
 REQUIRE_BETTER_AUTH = os.environ.get("TASKS_TEST_REQUIRE_BETTER_AUTH") == "1"
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     if REQUIRE_BETTER_AUTH:
         pytest.fail(f"TASKS_TEST_REQUIRE_BETTER_AUTH=1 but {reason}")
     pytest.skip(reason)
@@ -66,6 +67,10 @@ def better_auth() -> Iterator[BetterAuthFrontends]:
         text=True,
         env={**os.environ, "BETTER_AUTH_TELEMETRY": "0"},
     )
+    # Popen made all three pipes (PIPE above); its type cannot say so.
+    assert process.stdin is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
     first_line = process.stdout.readline()
     if not first_line:
         process.kill()
@@ -155,7 +160,9 @@ def test_a_real_better_auth_token_works_for_every_operation(api, better_auth, db
     assert created.status_code == 201, created.text
     task_id = created.json()["id"]
     user = stored_user(db, user_id)
+    assert user is not None
     assert user.name == "Alice"
+    assert user.email is not None
     assert user.email.startswith("alice-")
 
     listed = api.get(tasks, headers=headers)
@@ -163,7 +170,9 @@ def test_a_real_better_auth_token_works_for_every_operation(api, better_auth, db
 
     toggled = api.patch(f"{tasks}/{task_id}/complete", headers=headers)
     assert toggled.json()["completed"] is True
-    assert stored_task(db, task_id).completed is True
+    stored = stored_task(db, task_id)
+    assert stored is not None
+    assert stored.completed is True
 
     deleted = api.delete(f"{tasks}/{task_id}", headers=headers)
     assert deleted.status_code == 204
@@ -215,8 +224,11 @@ def test_a_real_session_token_works_for_every_operation(api, better_auth, db):
     created = api.post(tasks, json={"title": "Signed in by session"}, headers=headers)
     assert created.status_code == 201, created.text
     task_id = created.json()["id"]
-    assert stored_task(db, task_id).user_id == user_id
+    stored = stored_task(db, task_id)
+    assert stored is not None
+    assert stored.user_id == user_id
     user = stored_user(db, user_id)
+    assert user is not None
     assert (user.email, user.name) == (email, "Carol")
 
     listed = api.get(tasks, headers=headers)
@@ -226,7 +238,9 @@ def test_a_real_session_token_works_for_every_operation(api, better_auth, db):
     toggled = api.patch(f"{tasks}/{task_id}/complete", headers=headers)
     assert toggled.status_code == 200
     assert toggled.json()["completed"] is True
-    assert stored_task(db, task_id).completed is True
+    stored = stored_task(db, task_id)
+    assert stored is not None
+    assert stored.completed is True
 
     deleted = api.delete(f"{tasks}/{task_id}", headers=headers)
     assert deleted.status_code == 204

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx2
 import pytest
+from fastapi.routing import APIRoute
 from playwright.sync_api import (
     BrowserContext,
     ConsoleMessage,
@@ -46,7 +47,12 @@ document.addEventListener("securitypolicyviolation", (event) => {
   window.__cspViolations.push(`${event.violatedDirective} ${event.blockedURI}`);
 });
 """
-TASK_OPERATIONS = {route.operation_id for router in TASK_ROUTERS for route in router.routes}
+TASK_OPERATIONS = {
+    route.operation_id
+    for router in TASK_ROUTERS
+    for route in router.routes
+    if isinstance(route, APIRoute)
+}
 
 
 @dataclass

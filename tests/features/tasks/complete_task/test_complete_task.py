@@ -21,11 +21,14 @@ def test_without_a_body_it_toggles_back_and_forth(client, db, auth_headers):
     first = client.patch(url, headers=auth_headers("alice"))
     assert first.status_code == 200
     assert first.json()["completed"] is True
-    assert stored_task(db, task.id).completed is True
+    stored = stored_task(db, task.id)
+    assert stored is not None
+    assert stored.completed is True
 
     second = client.patch(url, headers=auth_headers("alice"))
     assert second.json()["completed"] is False
     stored = stored_task(db, task.id)
+    assert stored is not None
     assert stored.completed is False
     assert stored.updated_at > AN_HOUR_AGO
     assert_task_matches(second.json(), stored)
@@ -39,7 +42,9 @@ def test_an_empty_object_toggles_too(client, db, auth_headers):
     )
 
     assert response.status_code == 200
-    assert stored_task(db, task.id).completed is False
+    stored = stored_task(db, task.id)
+    assert stored is not None
+    assert stored.completed is False
 
 
 @pytest.mark.parametrize("state", [True, False])
@@ -52,7 +57,9 @@ def test_a_given_state_is_set_and_a_retry_is_harmless(client, db, auth_headers, 
 
     assert first.status_code == retry.status_code == 200
     assert first.json()["completed"] is retry.json()["completed"] is state
-    assert stored_task(db, task.id).completed is state
+    stored = stored_task(db, task.id)
+    assert stored is not None
+    assert stored.completed is state
     # The retry changed nothing, so it did not move updated_at either.
     assert retry.json()["updated_at"] == first.json()["updated_at"]
 
@@ -67,7 +74,9 @@ def test_setting_the_state_it_already_has_keeps_updated_at(client, db, auth_head
     )
 
     assert response.status_code == 200
-    assert stored_task(db, task.id).updated_at == AN_HOUR_AGO
+    stored = stored_task(db, task.id)
+    assert stored is not None
+    assert stored.updated_at == AN_HOUR_AGO
 
 
 def test_setting_leaves_title_and_description_alone(client, db, auth_headers):
@@ -80,6 +89,7 @@ def test_setting_leaves_title_and_description_alone(client, db, auth_headers):
     )
 
     stored = stored_task(db, task.id)
+    assert stored is not None
     assert (stored.title, stored.description, stored.completed) == ("Keep", "Me", True)
 
 
@@ -100,7 +110,9 @@ def test_invalid_bodies_are_400_and_change_nothing(client, db, auth_headers, bod
     )
 
     assert_problem(response, 400, invalid_fields={invalid_field})
-    assert stored_task(db, task.id).completed is False
+    stored = stored_task(db, task.id)
+    assert stored is not None
+    assert stored.completed is False
 
 
 def test_a_title_sent_here_is_refused_as_not_a_field_of_this_request(client, db, auth_headers):
@@ -116,7 +128,9 @@ def test_a_title_sent_here_is_refused_as_not_a_field_of_this_request(client, db,
     assert problem["detail"] == (
         "title: not a field of this request; priority: not a field of this API"
     )
-    assert stored_task(db, task.id).completed is False
+    stored = stored_task(db, task.id)
+    assert stored is not None
+    assert stored.completed is False
 
 
 def test_the_server_set_fields_and_null_extras_are_ignored(client, db, auth_headers):
@@ -130,6 +144,7 @@ def test_the_server_set_fields_and_null_extras_are_ignored(client, db, auth_head
 
     assert response.status_code == 200, response.text
     stored = stored_task(db, task.id)
+    assert stored is not None
     assert (stored.id, stored.user_id, stored.completed) == (task.id, "alice", True)
     assert_task_matches(response.json(), stored)
 
@@ -142,7 +157,9 @@ def test_a_body_that_is_not_an_object_is_400(client, db, auth_headers):
     )
 
     assert_problem(response, 400)
-    assert stored_task(db, task.id).completed is False
+    stored = stored_task(db, task.id)
+    assert stored is not None
+    assert stored.completed is False
 
 
 def test_a_missing_task_is_404(client, auth_headers):
@@ -157,7 +174,9 @@ def test_another_persons_task_is_404_and_unchanged(client, db, auth_headers):
     response = client.patch(f"/api/alice/tasks/{bobs.id}/complete", headers=auth_headers("alice"))
 
     assert_problem(response, 404)
-    assert stored_task(db, bobs.id).completed is False
+    stored = stored_task(db, bobs.id)
+    assert stored is not None
+    assert stored.completed is False
 
 
 def test_another_persons_path_is_forbidden_and_unchanged(client, db, auth_headers):
@@ -166,7 +185,9 @@ def test_another_persons_path_is_forbidden_and_unchanged(client, db, auth_header
     response = client.patch(f"/api/bob/tasks/{bobs.id}/complete", headers=auth_headers("alice"))
 
     assert_problem(response, 403)
-    assert stored_task(db, bobs.id).completed is False
+    stored = stored_task(db, bobs.id)
+    assert stored is not None
+    assert stored.completed is False
 
 
 @pytest.mark.parametrize("bad_id", ["0", "-1", "abc", str(2**63)])
@@ -182,7 +203,9 @@ def test_without_a_token_it_is_unauthorized(client, db):
     response = client.patch(f"/api/alice/tasks/{task.id}/complete")
 
     assert_problem(response, 401)
-    assert stored_task(db, task.id).completed is False
+    stored = stored_task(db, task.id)
+    assert stored is not None
+    assert stored.completed is False
 
 
 def test_a_toggle_moves_the_version_and_a_no_op_set_does_not(client, db, auth_headers):
@@ -193,7 +216,9 @@ def test_a_toggle_moves_the_version_and_a_no_op_set_does_not(client, db, auth_he
     set_again = client.patch(url, json={"completed": True}, headers=auth_headers("alice"))
 
     assert toggled.headers["etag"] == set_again.headers["etag"] == '"2"'
-    assert stored_task(db, task.id).version == 2
+    stored = stored_task(db, task.id)
+    assert stored is not None
+    assert stored.version == 2
 
 
 def test_a_stale_if_match_is_412_and_changes_nothing(client, db, auth_headers):
@@ -206,6 +231,7 @@ def test_a_stale_if_match_is_412_and_changes_nothing(client, db, auth_headers):
 
     assert_problem(response, 412)
     stored = stored_task(db, task.id)
+    assert stored is not None
     assert (stored.completed, stored.version) == (False, 1)
 
 
@@ -218,7 +244,9 @@ def test_a_current_if_match_toggles(client, db, auth_headers):
     )
 
     assert response.status_code == 200
-    assert stored_task(db, task.id).completed is True
+    stored = stored_task(db, task.id)
+    assert stored is not None
+    assert stored.completed is True
 
 
 def test_concurrent_toggles_never_lose_one(client, db, auth_headers):
@@ -233,5 +261,6 @@ def test_concurrent_toggles_never_lose_one(client, db, auth_headers):
 
     assert statuses == [200] * 20
     stored = stored_task(db, task.id)
+    assert stored is not None
     # Twenty toggles from false: false again, and every one of them counted in the version.
     assert (stored.completed, stored.version) == (False, 21)

@@ -44,7 +44,9 @@ def test_description_and_completed_are_optional(client, db, auth_headers):
     body = response.json()
     assert body["description"] is None
     assert body["completed"] is False
-    assert stored_task(db, body["id"]).description is None
+    stored = stored_task(db, body["id"])
+    assert stored is not None
+    assert stored.description is None
 
 
 def test_a_task_may_be_created_already_completed(client, db, auth_headers):
@@ -54,7 +56,9 @@ def test_a_task_may_be_created_already_completed(client, db, auth_headers):
 
     assert response.status_code == 201
     assert response.json()["completed"] is True
-    assert stored_task(db, response.json()["id"]).completed is True
+    stored = stored_task(db, response.json()["id"])
+    assert stored is not None
+    assert stored.completed is True
 
 
 def test_title_of_exactly_200_characters_and_description_of_1000_are_accepted(
@@ -68,6 +72,8 @@ def test_title_of_exactly_200_characters_and_description_of_1000_are_accepted(
 
     assert response.status_code == 201, response.text
     task = stored_task(db, response.json()["id"])
+    assert task is not None
+    assert task.description is not None
     assert (len(task.title), len(task.description)) == (200, 1000)
 
 
@@ -76,7 +82,9 @@ def test_unicode_text_is_stored_as_sent(client, db, auth_headers):
     response = client.post("/api/alice/tasks", json={"title": title}, headers=auth_headers("alice"))
 
     assert response.status_code == 201
-    assert stored_task(db, response.json()["id"]).title == title
+    stored = stored_task(db, response.json()["id"])
+    assert stored is not None
+    assert stored.title == title
 
 
 def test_the_first_write_creates_the_users_row_from_the_token(client, db, auth_headers):
@@ -89,6 +97,7 @@ def test_the_first_write_creates_the_users_row_from_the_token(client, db, auth_h
     )
 
     user = stored_user(db, "alice")
+    assert user is not None
     assert (user.email, user.name) == ("alice@example.com", "Alice")
 
 
@@ -104,6 +113,7 @@ def test_a_changed_email_or_name_is_brought_into_the_users_row(client, db, auth_
 
     assert response.status_code == 201
     user = stored_user(db, "alice")
+    assert user is not None
     assert (user.email, user.name) == ("new@example.com", "New Name")
     assert user.created_at == joined_at
 
@@ -118,8 +128,12 @@ def test_an_email_used_by_another_account_does_not_break_requests(client, db, au
     )
 
     assert response.status_code == 201
-    assert stored_user(db, "new-account").email == "shared@example.com"
-    assert stored_user(db, "old-account").email == "shared@example.com"
+    stored_owner = stored_user(db, "new-account")
+    assert stored_owner is not None
+    assert stored_owner.email == "shared@example.com"
+    stored_owner = stored_user(db, "old-account")
+    assert stored_owner is not None
+    assert stored_owner.email == "shared@example.com"
 
 
 def test_ids_are_unique_and_increasing(client, auth_headers):
@@ -215,6 +229,7 @@ def test_fields_the_server_sets_are_ignored(client, db, auth_headers, server_set
     assert response.status_code == 201, response.text
     body = response.json()
     task = stored_task(db, body["id"])
+    assert task is not None
     assert_task_matches(body, task)
     assert (task.user_id, task.title) == ("alice", "ok")
     assert body["id"] != 99
@@ -230,7 +245,9 @@ def test_unknown_fields_sent_as_null_are_ignored(client, db, auth_headers):
     )
 
     assert response.status_code == 201, response.text
-    assert_task_matches(response.json(), stored_task(db, response.json()["id"]))
+    stored = stored_task(db, response.json()["id"])
+    assert stored is not None
+    assert_task_matches(response.json(), stored)
     assert task_count(db) == 1
 
 
@@ -301,4 +318,6 @@ def test_the_owner_is_always_the_tokens_subject(client, db, auth_headers):
     )
 
     assert response.status_code == 201
-    assert stored_task(db, response.json()["id"]).user_id == "alice"
+    stored = stored_task(db, response.json()["id"])
+    assert stored is not None
+    assert stored.user_id == "alice"

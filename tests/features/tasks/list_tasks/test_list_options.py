@@ -301,7 +301,9 @@ def test_a_cursor_that_was_not_given_out_is_400(client, auth_headers, alice, cur
 def test_a_cursor_cannot_change_the_order_or_come_with_an_offset(client, auth_headers, alice):
     TaskFactory.create_batch(3, owner=alice)
     first = client.get(LIST, params={"limit": 1}, headers=auth_headers("alice"))
-    cursor = re.search(r"cursor=([^&>]+)", _links(first)["next"]).group(1)
+    found = re.search(r"cursor=([^&>]+)", _links(first)["next"])
+    assert found is not None
+    cursor = found.group(1)
 
     reordered = client.get(
         LIST, params={"cursor": cursor, "sort": "title"}, headers=auth_headers("alice")
