@@ -9,7 +9,7 @@ in the process, which is more than this needs.
 Each page carries a content security policy that allows exactly what it loads: scripts and styles
 from the service, FastAPI's inline start-up script by its hash, and requests to the service only
 (the OpenAPI document and "Try it out"). Every other response keeps `default-src 'none'`
-(shared/security_headers.py).
+(shared/edge.py).
 """
 
 import base64

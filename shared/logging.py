@@ -120,8 +120,8 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
 
 
 def document_request_id(openapi: dict[str, Any]) -> dict[str, Any]:
-    """State in the OpenAPI document what `RequestContextMiddleware` does on every route: it takes
-    an optional `X-Request-ID` and returns one on every response."""
+    """State in the OpenAPI document what the edge middleware (shared/edge.py) does on every
+    route: it takes an optional `X-Request-ID` and returns one on every response."""
     for path_item in openapi.get("paths", {}).values():
         for operation in path_item.values():
             if not isinstance(operation, dict) or "responses" not in operation:
