@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from features.registry import public_router, tasks_router
+from features.registry import include_public_routers, include_task_routers
 from migrations import head_revision, upgrade_database
 from shared.auth import BearerAuthMiddleware, KnownUsers
 from shared.body_limit import BodyLimitMiddleware
@@ -107,10 +107,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.drain = Drain(settings.drain_seconds)
 
     install_problem_handlers(app)
-    app.include_router(public_router())
+    include_public_routers(app.router)
     # Public too: /docs, /redoc and their assets (the OpenAPI document itself is FastAPI's).
     install_documentation(app)
-    app.include_router(tasks_router())
+    include_task_routers(app.router)
 
     # Added innermost first: a response always gets the security headers; a request meets CORS,
     # then its id and log line, then the header and body limits, then the token check, then
