@@ -258,17 +258,18 @@ def _cumulative(stats: pstats.Stats, file_end: str, name: str) -> float:
     return total
 
 
-def _handler_cumulative(stats: pstats.Stats) -> float:
-    """The request handler FastAPI builds for a route (`get_request_handler`'s inner `app`):
-    the first function named `app` defined after `get_request_handler` in fastapi/routing.py."""
-    start = fastapi.routing.get_request_handler.__code__.co_firstlineno
+def _apps_defined_in(stats: pstats.Stats, enclosing: Callable[..., Any]) -> list[float]:
+    """The cumulative times of the nested functions named `app` that FastAPI's
+    fastapi/routing.py defines inside `enclosing` (and after it), in the order they are
+    written: `request_response`'s outer and inner `app`, `get_request_handler`'s `app`."""
+    start = enclosing.__code__.co_firstlineno
     raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
-    candidates = [
+    found = sorted(
         (line, cumulative)
         for (file, line, function), (_cc, _nc, _tt, cumulative, _callers) in raw.items()
         if function == "app" and file.endswith("fastapi/routing.py") and line > start
-    ]
-    return min(candidates)[1] if candidates else 0.0
+    )
+    return [cumulative for _, cumulative in found]
 
 
 async def profile_shares(
@@ -284,10 +285,13 @@ async def profile_shares(
     stats = pstats.Stats(profiler, stream=io.StringIO())
     whole = _cumulative(stats, "bench/fastapi_cost.py", "call")
     shares = {name: _cumulative(stats, *where) / whole for name, where in _SHARES.items()}
-    shares["fastapi handler"] = _handler_cumulative(stats) / whole
+    route_app, route_inner_app = _apps_defined_in(stats, fastapi.routing.request_response)[:2]
+    handler = _apps_defined_in(stats, fastapi.routing.get_request_handler)[0]
+    shares["fastapi handler (dependencies, endpoint, response)"] = handler / whole
     # The middleware stack is everything between the server's call and the router.
     shares["middleware (all, outside the router)"] = 1 - shares["router"]
-    shares["routing (router minus handler)"] = shares["router"] - shares["fastapi handler"]
+    shares["routing (router to the route's app)"] = shares["router"] - route_app / whole
+    shares["exit stacks (dependency teardown), send"] = (route_inner_app - handler) / whole
     return shares
 
 
@@ -359,7 +363,7 @@ async def report(
             print(f"\n{name} (no db, {medians[name]:.0f} µs CPU)")
             for share, fraction in sorted(shares.items(), key=lambda item: -item[1]):
                 if fraction > 0:
-                    print(f"  {share:<38} {fraction:6.1%} {fraction * medians[name]:6.0f} µs")
+                    print(f"  {share:<52} {fraction:6.1%} {fraction * medians[name]:6.0f} µs")
 
 
 def main() -> None:
