@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from features.registry import public_router, tasks_router
+from features.registry import include_public_routers, include_task_routers
 from migrations import head_revision, upgrade_database
 from shared.auth import KnownUsers
 from shared.config import Settings
@@ -124,10 +124,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     state.install(app)
 
     install_problem_handlers(app)
-    app.include_router(public_router())
+    include_public_routers(app.router)
     # Public too: /docs, /redoc and their assets (the OpenAPI document itself is FastAPI's).
     install_documentation(app)
-    app.include_router(tasks_router())
+    include_task_routers(app.router)
 
     # One pass (shared/edge.py), in this order: CORS, the request's id and log line, the header
     # and body limits, the token, HEAD as GET, and only then the routes; every response gets

@@ -17,17 +17,20 @@ from shared.drain import refuse_while_draining
 PUBLIC_ROUTERS: list[APIRouter] = [check_health, check_readiness]
 
 
-def public_router() -> APIRouter:
+# The slice routers are included in the app itself, not in a router of their own that the app
+# then includes: FastAPI keeps included routers nested and matches a request level by level,
+# twice at each (once to choose, once to handle), so each level cost every request routing time.
+
+
+def include_public_routers(app: APIRouter) -> None:
     """The public routes. Readiness also answers 503 at once, before asking the database, while
     the instance drains after SIGTERM, so a balancer stops sending it new requests; declared here
     so that the slice depends on the shared modules it may, and not on serving."""
-    router = APIRouter()
     for slice_router in PUBLIC_ROUTERS:
         drains = slice_router is check_readiness
-        router.include_router(
+        app.include_router(
             slice_router, dependencies=[Depends(refuse_while_draining)] if drains else None
         )
-    return router
 
 
 TASK_ROUTERS: list[APIRouter] = [
@@ -58,18 +61,17 @@ _COMMON_ERRORS = {
 }
 
 
-def tasks_router() -> APIRouter:
+def include_task_routers(app: APIRouter) -> None:
     """Every task route (each slice names its own path under `/api/{user_id}/tasks`), open
     only to the path's owner.
 
     The bearer token itself is verified earlier, by the edge (shared/edge.py), for all of `/api/`;
     the owner check here is declared once so no slice can forget it.
     """
-    router = APIRouter(
-        tags=["tasks"],
-        dependencies=[Depends(owner_of_path)],
-        responses=_COMMON_ERRORS,
-    )
     for slice_router in TASK_ROUTERS:
-        router.include_router(slice_router)
-    return router
+        app.include_router(
+            slice_router,
+            tags=["tasks"],
+            dependencies=[Depends(owner_of_path)],
+            responses=_COMMON_ERRORS,
+        )

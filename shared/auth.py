@@ -9,10 +9,11 @@ take the verified person through the `TaskOwner` dependency, and writing handler
 import re
 import time
 from collections import OrderedDict
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
-from fastapi.security import HTTPBearer
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 from sqlalchemy import event, or_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
@@ -45,9 +46,9 @@ def bearer_token(authorization: str | None) -> str:
     return token
 
 
-# Declared so the OpenAPI document shows the bearer scheme; the edge does the checking.
-_bearer_scheme = HTTPBearer(
-    auto_error=False,
+# The bearer scheme as the OpenAPI document shows it; the edge (shared/edge.py) does the
+# checking.
+_BEARER_SCHEME = HTTPBearerModel(
     description=(
         "A token from the frontend's Better Auth, in one of three ways, as configured: a JWT "
         "from its JWT plugin (`/api/auth/token`, verified against the published keys at "
@@ -59,15 +60,11 @@ _bearer_scheme = HTTPBearer(
         "any other for a session token. A token that cannot be checked right now (the key set "
         "or get-session unreachable, or too many new sessions at once) is a 503 with "
         "Retry-After."
-    ),
+    )
 )
 
 
-# Both dependencies are coroutines although they never wait: FastAPI runs a plain function in a
-# worker thread, which cost two thread hand-offs on every request.
-async def _authenticated_user(
-    request: Request, _: Any = Depends(_bearer_scheme)
-) -> AuthenticatedUser:
+def _verified_user(request: Request) -> AuthenticatedUser:
     user = request.scope.get("state", {}).get("user")
     if not isinstance(user, AuthenticatedUser):
         # Only reachable for a route mounted outside the protected prefix: fail closed.
@@ -77,18 +74,48 @@ async def _authenticated_user(
     return user
 
 
-CurrentUser = Annotated[AuthenticatedUser, Depends(_authenticated_user)]
+# Each dependency below is the security scheme itself (a `SecurityBase`, as FastAPI's
+# `HTTPBearer` is), so the document shows the bearer scheme on every route that uses it while a
+# request solves one dependency, not three (the user, an `HTTPBearer` that parsed the header
+# again for nothing, and the owner check). Their `__call__` are coroutines although they never
+# wait: FastAPI runs a plain function in a worker thread, two thread hand-offs per request.
+class _SignedInUser(SecurityBase):
+    """The person whose token the edge verified."""
+
+    def __init__(self) -> None:
+        self.model = _BEARER_SCHEME
+        self.scheme_name = "HTTPBearer"
+
+    async def __call__(self, request: Request) -> AuthenticatedUser:
+        return _verified_user(request)
 
 
-async def owner_of_path(
-    user: CurrentUser,
-    user_id: Annotated[str, Path(description="The signed-in person's id (the token's subject).")],
-) -> AuthenticatedUser:
-    if user_id != user.id:
-        raise HTTPException(403, "The path's user id is not the signed-in user's")
-    return user
+PathUserId = Annotated[str, Path(description="The signed-in person's id (the token's subject).")]
 
 
+class _OwnerOfPath(SecurityBase):
+    """The person whose token the edge verified, when the path's `{user_id}` is theirs."""
+
+    def __init__(self) -> None:
+        self.model = _BEARER_SCHEME
+        self.scheme_name = "HTTPBearer"
+
+    async def __call__(
+        self,
+        request: Request,
+        user_id: PathUserId,
+    ) -> AuthenticatedUser:
+        user = _verified_user(request)
+        if user_id != user.id:
+            raise HTTPException(403, "The path's user id is not the signed-in user's")
+        return user
+
+
+current_user = _SignedInUser()
+CurrentUser = Annotated[AuthenticatedUser, Depends(current_user)]
+"""The caller, whose token the edge verified."""
+
+owner_of_path = _OwnerOfPath()
 TaskOwner = Annotated[AuthenticatedUser, Depends(owner_of_path)]
 """The caller, proven to be the person named by the path's `{user_id}`."""
 

@@ -9,6 +9,7 @@
   events it logs once the transaction has committed;
 - `versions`: a task's version as its ETag, and the `If-Match` / `If-None-Match` headers;
 - `paths`: the path parameters the task routes share (`TaskId`);
+- `responses`: a response body made once, straight to JSON bytes, from rows (`json_response`);
 - `errors`: the named errors a query can raise (`TaskNotFoundError`, `VersionMismatchError`),
   each with its status, problem text and OpenAPI response, and which one a write that matched
   nothing means;
@@ -45,6 +46,7 @@ from shared.db.fields import (
     unknown_field_reason,
 )
 from shared.db.paths import TaskId
+from shared.db.responses import json_response
 from shared.db.session import (
     DatabaseNotReadyError,
     DbSession,
@@ -102,6 +104,7 @@ __all__ = [
     "entity_tag",
     "error_responses",
     "is_storable_text",
+    "json_response",
     "log_after_commit",
     "not_found_or_changed",
     "purge_expired_idempotency_keys",

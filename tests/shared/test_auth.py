@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from main import create_app
+from shared.auth import CurrentUser, TaskOwner
 from shared.tokens import mint_token
 from tests.conftest import TEST_SECRET
 from tests.keys import claims_for, jwks_endpoint, new_key
@@ -148,6 +149,27 @@ def test_another_persons_path_is_403(client, auth_headers):
 
 def test_unknown_routes_under_api_need_a_token_first(client):
     assert_problem(client.get("/api/alice/secrets"), 401)
+
+
+def test_a_route_outside_api_that_takes_the_caller_fails_closed(settings, auth_headers):
+    # The middleware checks tokens under /api/ only; the dependencies refuse to make up a
+    # caller anywhere else, even with a valid token the middleware never looked at.
+    app = create_app(settings)
+
+    @app.get("/elsewhere/{user_id}")
+    async def elsewhere(owner: TaskOwner) -> str:
+        return owner.id
+
+    @app.get("/whoami")
+    async def whoami(user: CurrentUser) -> str:
+        return user.id
+
+    with TestClient(app) as outside:
+        for path in ("/elsewhere/alice", "/whoami"):
+            for headers in ({}, auth_headers("alice")):
+                response = outside.get(path, headers=headers)
+                assert_problem(response, 401)
+                assert response.headers["www-authenticate"] == "Bearer"
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from shared.db import (
     VersionMismatchError,
     entity_tag,
     error_responses,
+    json_response,
     log_after_commit,
     not_found_or_changed,
     versions_in,
@@ -34,6 +35,7 @@ _LINKS = {
 @router.patch(
     "/api/{user_id}/tasks/{task_id}/complete",
     operation_id="complete_task",
+    response_model=CompleteTaskResponse,
     responses={
         200: {
             "headers": {
@@ -49,10 +51,9 @@ async def complete_task(
     task_id: TaskId,
     owner: TaskOwner,
     session: DbSession,
-    response: Response,
     body: CompleteTaskRequest | None = None,
     if_match: IfMatch = None,
-) -> CompleteTaskResponse:
+) -> Response:
     """Mark a task done or not done: set the state when given, otherwise toggle it."""
     completed = body.completed if body is not None else None
     expected = versions_in(if_match, weak_matches=False) if if_match is not None else None
@@ -60,7 +61,6 @@ async def complete_task(
     if task is None:
         raise await not_found_or_changed(session, owner.id, task_id, expected)
     await record_user(request, session, owner)
-    response.headers["ETag"] = entity_tag(task.version)
     log_after_commit(
         session,
         log.info,
@@ -69,4 +69,4 @@ async def complete_task(
         user_id=owner.id,
         completed=task.completed,
     )
-    return CompleteTaskResponse.model_validate(task)
+    return json_response(CompleteTaskResponse, task, headers={"ETag": entity_tag(task.version)})

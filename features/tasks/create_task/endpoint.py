@@ -20,6 +20,7 @@ from shared.db import (
     ProblemError,
     entity_tag,
     error_responses,
+    json_response,
     log_after_commit,
 )
 
@@ -125,9 +126,8 @@ async def create_task(
     owner: TaskOwner,
     session: DbSession,
     request: Request,
-    response: Response,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> CreateTaskResponse | Response:
+) -> Response:
     """Add a task to the signed-in person's list (safely retried with an Idempotency-Key)."""
     fingerprint = _fingerprint(body) if idempotency_key is not None else ""
     if idempotency_key is not None:
@@ -136,14 +136,18 @@ async def create_task(
             return _replay(request, session, earlier, fingerprint)
     await record_user(request, session, owner)
     task = await insert_task(session, owner.id, body.title, body.description, body.completed)
-    created = CreateTaskResponse.model_validate(task)
+    created = json_response(
+        CreateTaskResponse,
+        task,
+        status_code=status.HTTP_201_CREATED,
+        headers={"Location": _location(request, task.id), "ETag": entity_tag(task.version)},
+    )
+    # The body stored for a replay is the very bytes sent now.
     if idempotency_key is not None and not await claim_idempotency_key(
-        session, owner.id, idempotency_key, fingerprint, task.id, created.model_dump_json()
+        session, owner.id, idempotency_key, fingerprint, task.id, bytes(created.body).decode()
     ):
         # Raising rolls this request's task back: only the first request's task exists.
         raise IdempotencyKeyInFlightError
-    response.headers["Location"] = _location(request, task.id)
-    response.headers["ETag"] = entity_tag(task.version)
     log_after_commit(session, log.info, "task.created", task_id=task.id, user_id=owner.id)
     return created
 

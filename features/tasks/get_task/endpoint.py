@@ -10,6 +10,7 @@ from shared.db import (
     TaskNotFoundError,
     entity_tag,
     error_responses,
+    json_response,
     versions_in,
 )
 
@@ -45,9 +46,8 @@ async def get_task(
     task_id: TaskId,
     owner: TaskOwner,
     session: DbSession,
-    response: Response,
     if_none_match: IfNoneMatch = None,
-) -> GetTaskResponse | Response:
+) -> Response:
     """Fetch one task from the signed-in person's list."""
     task = await find_task_of_user(session, owner.id, task_id)
     if task is None:
@@ -57,5 +57,4 @@ async def get_task(
         versions = versions_in(if_none_match, weak_matches=True)
         if versions is None or task.version in versions:
             return Response(status_code=304, headers={"ETag": tag})
-    response.headers["ETag"] = tag
-    return GetTaskResponse.model_validate(task)
+    return json_response(GetTaskResponse, task, headers={"ETag": tag})

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from features.tasks.list_tasks.query import Boundary, find_page_of_tasks
 from features.tasks.list_tasks.schemas import ListTasksItem, ListTasksQuery
 from shared.auth import TaskOwner
-from shared.db import DbSession, ProblemError, is_storable_text
+from shared.db import DbSession, ProblemError, is_storable_text, json_response
 
 router = APIRouter()
 
@@ -80,6 +80,7 @@ def _page_link(request: Request, query: ListTasksQuery, cursor: str, relation: s
 @router.get(
     "/api/{user_id}/tasks",
     operation_id="list_tasks",
+    response_model=list[ListTasksItem],
     responses={
         200: {
             "headers": {
@@ -101,8 +102,7 @@ async def list_tasks(
     session: DbSession,
     query: Annotated[ListTasksQuery, Query()],
     request: Request,
-    response: Response,
-) -> list[ListTasksItem]:
+) -> Response:
     """List the signed-in person's tasks (newest first unless asked otherwise), a page at a time."""
     page = await find_page_of_tasks(
         session,
@@ -115,7 +115,7 @@ async def list_tasks(
         offset=query.offset,
         boundary=_decode_cursor(query),
     )
-    response.headers["X-Total-Count"] = str(page.total)
+    headers = {"X-Total-Count": str(page.total)}
     links = []
     if page.tasks and page.has_more_after:
         links.append(
@@ -126,5 +126,5 @@ async def list_tasks(
             _page_link(request, query, _encode_cursor(query, page.tasks[0], "before"), "prev")
         )
     if links:
-        response.headers["Link"] = ", ".join(links)
-    return [ListTasksItem.model_validate(task) for task in page.tasks]
+        headers["Link"] = ", ".join(links)
+    return json_response(list[ListTasksItem], page.tasks, headers=headers)

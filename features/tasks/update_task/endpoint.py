@@ -12,6 +12,7 @@ from shared.db import (
     VersionMismatchError,
     entity_tag,
     error_responses,
+    json_response,
     log_after_commit,
     not_found_or_changed,
     versions_in,
@@ -34,6 +35,7 @@ _LINKS = {
 @router.put(
     "/api/{user_id}/tasks/{task_id}",
     operation_id="update_task",
+    response_model=UpdateTaskResponse,
     responses={
         200: {
             "headers": {
@@ -50,9 +52,8 @@ async def update_task(
     body: UpdateTaskRequest,
     owner: TaskOwner,
     session: DbSession,
-    response: Response,
     if_match: IfMatch = None,
-) -> UpdateTaskResponse:
+) -> Response:
     """Change any of a task's title, description and state; an omitted field keeps its value."""
     expected = versions_in(if_match, weak_matches=False) if if_match is not None else None
     changes = body.changes()
@@ -70,5 +71,4 @@ async def update_task(
     await record_user(request, session, owner)
     if changes:
         log_after_commit(session, log.info, "task.updated", task_id=task_id, user_id=owner.id)
-    response.headers["ETag"] = entity_tag(task.version)
-    return UpdateTaskResponse.model_validate(task)
+    return json_response(UpdateTaskResponse, task, headers={"ETag": entity_tag(task.version)})
