@@ -41,7 +41,12 @@ import httpx2  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import create_engine, event, text  # noqa: E402
 
-from bench.support import add_postgres_url_argument, fresh_database, our_service  # noqa: E402
+from bench.support import (  # noqa: E402
+    add_postgres_url_argument,
+    fresh_database,
+    our_service,
+    settings_for_bench,
+)
 from main import create_app  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.db import app_state, sync_database_url  # noqa: E402
@@ -163,8 +168,7 @@ def _seed(url: str, *, crowded: bool) -> None:
 
 
 def _settings(url: str) -> Settings:
-    return Settings(
-        _env_file=None,
+    return settings_for_bench(
         app_env="production",
         database_url=url,
         better_auth_secret=SECRET,

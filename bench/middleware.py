@@ -39,6 +39,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from fastapi import FastAPI  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
 
+from bench.support import settings_for_bench  # noqa: E402
 from main import create_app  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.db import app_state  # noqa: E402
@@ -61,8 +62,7 @@ BEFORE_MODULES = (
 
 
 def _settings() -> Settings:
-    return Settings(
-        _env_file=None,
+    return settings_for_bench(
         app_env="production",
         better_auth_secret=SECRET,
         # Never connected to: the bench route touches no database.

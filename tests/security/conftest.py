@@ -16,7 +16,7 @@ from main import create_app
 from shared.config import Settings
 from shared.db import Task, User, app_state
 from tests.routes import RequestBodies
-from tests.support import stored_task, stored_user
+from tests.support import stored_task_or_none, stored_user_or_none
 
 
 def wait_until_idle(client: TestClient) -> None:
@@ -94,10 +94,10 @@ def idle_client(client: TestClient) -> TestClient:
 
 def task_columns(db: Session, task_id: int) -> dict[str, object] | None:
     """Every column of a task as stored now, to compare before and after a request."""
-    task = stored_task(db, task_id)
+    task = stored_task_or_none(db, task_id)
     return None if task is None else {name: getattr(task, name) for name in Task.model_fields}
 
 
 def user_columns(db: Session, user_id: str) -> dict[str, object] | None:
-    user = stored_user(db, user_id)
+    user = stored_user_or_none(db, user_id)
     return None if user is None else {name: getattr(user, name) for name in User.model_fields}
