@@ -215,7 +215,9 @@ class DatabaseWork:
     buffers: int
 
 
-def _database_work(url: str, paths: dict[str, str], tokens: dict[str, str]) -> dict[str, Any]:
+def _database_work(
+    url: str, paths: dict[str, tuple[str, str]], tokens: dict[str, str]
+) -> dict[str, Any]:
     """Per case, the rows the tasks scan read (kept or filtered out) and the buffer pages the
     statement touched, from EXPLAIN ANALYZE of the statement the endpoint sends."""
     app = create_app(_settings(url))
@@ -258,7 +260,7 @@ def _buffers(plan: dict) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.split("\n\n")[0])
     add_postgres_url_argument(parser)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=200, help="per case and round")

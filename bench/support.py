@@ -147,13 +147,17 @@ def running(
     log_path: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """A server process on 127.0.0.1:`port`, once `ready_url` answers; stopped afterwards."""
-    log = log_path.open("w") if log_path else subprocess.DEVNULL
+    log = log_path.open("w") if log_path else None
     try:
         process = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
+            command,
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stdout=log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
         )
     finally:
-        if log_path:
+        if log:
             log.close()
     base = f"http://127.0.0.1:{port}"
     try:
