@@ -22,6 +22,7 @@ def test_development_needs_no_configuration():
     settings = settings_for_test()
 
     assert settings.app_env is Environment.DEVELOPMENT
+    assert settings.jwt_secret is not None
     assert settings.jwt_secret.get_secret_value() == DEVELOPMENT_SECRET
     # No DATABASE_URL: `main.py` starts the embedded PostgreSQL, its data in the project folder.
     assert settings.database_url is None

@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, select, text
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 import shared.db
 from migrations import alembic_config, upgrade_database
@@ -208,7 +208,7 @@ def test_expired_idempotency_keys_are_purged_and_live_ones_kept(settings, db):
 
     assert asyncio.run(purge()) == 1
     db.commit()
-    assert db.scalars(select(IdempotencyKey.key)).all() == ["live"]
+    assert db.scalars(select(col(IdempotencyKey.key))).all() == ["live"]
 
 
 NEON_DIRECT = "postgresql://u:p@ep-cool-123.us-east-2.aws.neon.tech/db?sslmode=require"

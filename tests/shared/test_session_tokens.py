@@ -153,7 +153,7 @@ def better_auth_frontend() -> Iterator[Frontend]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the API gave up waiting
 
-        def log_message(self, *_args: Any) -> None:
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     with loopback_http_server(Handler) as base_url:

@@ -232,7 +232,7 @@ def _rolling_restart_under_load(
 
         def start(name: str) -> None:
             services[name] = stack.enter_context(
-                running_service(workdir, port=ports[name], WORKERS=workers[name], **settings)
+                running_service(workdir, ports[name], WORKERS=workers[name], **settings)
             )
 
         for name in workers:

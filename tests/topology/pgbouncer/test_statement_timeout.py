@@ -127,12 +127,14 @@ def test_after_the_timeout_was_found_dropped_the_engine_treats_the_pooler_as_tra
         try:
             before = reads_need_no_transaction(engine)
             async with engine.connect() as connection:
-                raw = await connection.get_raw_connection()
-                in_force = (await connection.exec_driver_sql("SHOW statement_timeout")).scalar()
+                driver = (await connection.get_raw_connection()).driver_connection
+                assert driver is not None
+                shown = await connection.exec_driver_sql("SHOW statement_timeout")
+                in_force = shown.scalar_one()
                 return (
                     before,
                     reads_need_no_transaction(engine),
-                    raw.driver_connection.prepare_threshold,
+                    driver.prepare_threshold,
                     in_force,
                 )
         finally:
