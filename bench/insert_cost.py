@@ -39,11 +39,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import LiteralString
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bench.support import add_postgres_url_argument, fresh_database  # noqa: E402
@@ -86,7 +88,7 @@ CREATE TRIGGER tasks_count_inserted AFTER INSERT ON tasks REFERENCING NEW TABLE 
 # Each connection adds to its own row of the person's counts (its backend's slot), so writers
 # on different connections never wait for one another's row lock; the count is the sum of at
 # most SLOTS rows, read from their primary key.
-COUNTER_SLOTS = f"""
+COUNTER_SLOTS = sql.SQL("""
 CREATE TABLE user_count_slots (
     user_id varchar(255) NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     slot integer NOT NULL,
@@ -98,7 +100,7 @@ INSERT INTO user_count_slots SELECT id, 0, task_count, completed_count FROM user
 CREATE FUNCTION tasks_count_in_slot() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO user_count_slots AS slots VALUES
-        (NEW.user_id, pg_backend_pid() % {SLOTS}, 1, NEW.completed::int)
+        (NEW.user_id, pg_backend_pid() % {slots}, 1, NEW.completed::int)
     ON CONFLICT (user_id, slot) DO UPDATE
         SET task_count = slots.task_count + 1,
             completed_count = slots.completed_count + EXCLUDED.completed_count;
@@ -106,22 +108,23 @@ BEGIN
 END $$;
 CREATE TRIGGER tasks_count_in_slot AFTER INSERT ON tasks
     FOR EACH ROW EXECUTE FUNCTION tasks_count_in_slot();
-"""
+""").format(slots=sql.Literal(SLOTS))
 FASTUPDATE_OFF = (
     "ALTER INDEX ix_tasks_title_trigrams SET (fastupdate = off);"
     " ALTER INDEX ix_tasks_description_trigrams SET (fastupdate = off);"
 )
-VARIANTS = {
-    "as is": "",
-    "no count trigger": DROP_TRIGGER,
-    "no trigram indexes": DROP_TRIGRAMS,
-    "neither": DROP_TRIGGER + DROP_TRIGRAMS,
-    "statement-level trigger": DROP_TRIGGER + STATEMENT_TRIGGER,
-    "counter slots": DROP_TRIGGER + COUNTER_SLOTS,
-    "GIN fastupdate off": FASTUPDATE_OFF,
+# What each variant changes in its copy of the database (None: nothing).
+VARIANTS: dict[str, sql.SQL | sql.Composed | None] = {
+    "as is": None,
+    "no count trigger": sql.SQL(DROP_TRIGGER),
+    "no trigram indexes": sql.SQL(DROP_TRIGRAMS),
+    "neither": sql.SQL(DROP_TRIGGER + DROP_TRIGRAMS),
+    "statement-level trigger": sql.SQL(DROP_TRIGGER + STATEMENT_TRIGGER),
+    "counter slots": sql.SQL(DROP_TRIGGER) + COUNTER_SLOTS,
+    "GIN fastupdate off": sql.SQL(FASTUPDATE_OFF),
 }
 
-READS = {
+READS: dict[str, tuple[str, LiteralString]] = {
     "first page of 20 (the list's own read)": (
         "as is",
         "SELECT id, title, completed FROM tasks WHERE user_id = %s"
@@ -194,25 +197,33 @@ def _copies(admin_url: str, template: str) -> Iterator[dict[str, str]]:
     """One database per variant, copied from the seeded one and changed as the variant says."""
     admin = _libpq_url(admin_url)
     template_name = make_url(template).database
+    if not template_name:
+        raise SystemExit(f"{template} names no database to copy")
     names = {variant: f"tasks_bench_insert_{uuid.uuid4().hex[:8]}" for variant in VARIANTS}
     try:
         with psycopg.connect(admin, autocommit=True) as connection:
             for name in names.values():
-                connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"')
+                connection.execute(
+                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                        sql.Identifier(name), sql.Identifier(template_name)
+                    )
+                )
         urls = {
             variant: make_url(template).set(database=name).render_as_string(hide_password=False)
             for variant, name in names.items()
         }
         for variant, url in urls.items():
-            if VARIANTS[variant]:
+            if (change := VARIANTS[variant]) is not None:
                 with psycopg.connect(_libpq_url(url), autocommit=True) as connection:
-                    connection.execute(VARIANTS[variant])
+                    connection.execute(change)
                     connection.execute("VACUUM ANALYZE")
         yield urls
     finally:
         with psycopg.connect(admin, autocommit=True) as connection:
             for name in names.values():
-                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                connection.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
 
 
 def _script(folder: Path, people: str, mode: str) -> Path:
@@ -273,7 +284,7 @@ def _read_costs(urls: dict[str, str], repeats: int) -> dict[str, tuple[float, fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.split("\n\n")[0])
     add_postgres_url_argument(parser)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=5, help="seconds per pgbench run")

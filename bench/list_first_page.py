@@ -41,7 +41,12 @@ import httpx2  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from sqlalchemy import create_engine, event, text  # noqa: E402
 
-from bench.support import add_postgres_url_argument, fresh_database, our_service  # noqa: E402
+from bench.support import (  # noqa: E402
+    add_postgres_url_argument,
+    fresh_database,
+    our_service,
+    settings_for_bench,
+)
 from main import create_app  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.db import app_state, sync_database_url  # noqa: E402
@@ -163,8 +168,7 @@ def _seed(url: str, *, crowded: bool) -> None:
 
 
 def _settings(url: str) -> Settings:
-    return Settings(
-        _env_file=None,
+    return settings_for_bench(
         app_env="production",
         database_url=url,
         better_auth_secret=SECRET,
@@ -211,7 +215,9 @@ class DatabaseWork:
     buffers: int
 
 
-def _database_work(url: str, paths: dict[str, str], tokens: dict[str, str]) -> dict[str, Any]:
+def _database_work(
+    url: str, paths: dict[str, tuple[str, str]], tokens: dict[str, str]
+) -> dict[str, Any]:
     """Per case, the rows the tasks scan read (kept or filtered out) and the buffer pages the
     statement touched, from EXPLAIN ANALYZE of the statement the endpoint sends."""
     app = create_app(_settings(url))
@@ -254,7 +260,7 @@ def _buffers(plan: dict) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.split("\n\n")[0])
     add_postgres_url_argument(parser)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=200, help="per case and round")

@@ -38,7 +38,9 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from fastapi import FastAPI  # noqa: E402
 from starlette.middleware import Middleware  # noqa: E402
+from starlette.types import Message  # noqa: E402
 
+from bench.support import settings_for_bench  # noqa: E402
 from main import create_app  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.db import app_state  # noqa: E402
@@ -61,8 +63,7 @@ BEFORE_MODULES = (
 
 
 def _settings() -> Settings:
-    return Settings(
-        _env_file=None,
+    return settings_for_bench(
         app_env="production",
         better_auth_secret=SECRET,
         # Never connected to: the bench route touches no database.
@@ -167,7 +168,7 @@ async def _round(app: FastAPI, template: dict[str, Any], requests: int) -> float
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 
@@ -211,7 +212,7 @@ async def _measure(apps: dict[str, FastAPI], token: str, requests: int, rounds: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.split("\n\n")[0])
     parser.add_argument("--before", help="the commit whose stack is compared (default: above)")
     parser.add_argument("--requests", type=int, default=500, help="requests a round")
     parser.add_argument("--rounds", type=int, default=41, help="rounds per variant")

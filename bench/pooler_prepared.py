@@ -46,8 +46,8 @@ from bench.support import (  # noqa: E402
     require_wrk,
     run_wrk,
     seed_people,
+    settings_for_bench,
 )
-from shared.config import Settings  # noqa: E402
 from shared.db import sync_database_url  # noqa: E402
 from shared.tokens import mint_token  # noqa: E402
 from tests.topology.pgbouncer.server import running_pgbouncer  # noqa: E402
@@ -84,7 +84,7 @@ def _seed(engine: Engine) -> dict[str, list[int]]:
 
 def _data_file(folder: Path, tasks: dict[str, list[int]]) -> Path:
     """The Lua table workload.lua reads: people with their tokens and tasks."""
-    settings = Settings(_env_file=None, better_auth_secret=SECRET)
+    settings = settings_for_bench(better_auth_secret=SECRET)
     lines = ["return {", "users = {"]
     for user_id, ids in tasks.items():
         token = mint_token(settings, user_id, lifetime=timedelta(hours=6))
@@ -97,7 +97,7 @@ def _data_file(folder: Path, tasks: dict[str, list[int]]) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.split("\n\n")[0])
     add_postgres_url_argument(parser)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")

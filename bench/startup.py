@@ -53,13 +53,13 @@ def _costliest_imports(project: Path, top: int) -> list[tuple[str, float]]:
         check=True,
         timeout=300,
     ).stderr
-    per_package: collections.Counter[str] = collections.Counter()
+    microseconds: collections.Counter[str] = collections.Counter()
     for line in report.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
             continue
         own, _, name = line.removeprefix("import time:").split("|")
-        per_package[name.strip().split(".")[0]] += int(own) / 1e6
-    return per_package.most_common(top)
+        microseconds[name.strip().split(".")[0]] += int(own)
+    return [(package, own / 1e6) for package, own in microseconds.most_common(top)]
 
 
 def _seconds_to_ready(
@@ -94,7 +94,7 @@ def _summary(values: list[float | None]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.split("\n\n")[0])
     add_postgres_url_argument(parser)
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (default 5)")
     parser.add_argument("--workers", default="1,2", help="worker counts (default 1,2)")

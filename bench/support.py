@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx2
 from sqlalchemy import Connection, create_engine, text
@@ -26,6 +27,13 @@ from shared.db import sync_database_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WORKLOAD_SCRIPT = Path(__file__).resolve().parent / "workload.lua"
+
+
+def settings_for_bench(**values: Any) -> Settings:
+    """Settings from `values` alone: the developer's `.env` does not change what is measured."""
+    # `_env_file` is pydantic-settings' own init argument, missing from the signature pyright
+    # derives from the fields (a typing gap of the library, not of this call).
+    return Settings(_env_file=None, **values)  # pyright: ignore[reportCallIssue]
 
 
 def free_port() -> int:
@@ -139,13 +147,17 @@ def running(
     log_path: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """A server process on 127.0.0.1:`port`, once `ready_url` answers; stopped afterwards."""
-    log = log_path.open("w") if log_path else subprocess.DEVNULL
+    log = log_path.open("w") if log_path else None
     try:
         process = subprocess.Popen(
-            command, cwd=PROJECT_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
+            command,
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stdout=log or subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
         )
     finally:
-        if log_path:
+        if log:
             log.close()
     base = f"http://127.0.0.1:{port}"
     try:

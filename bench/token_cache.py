@@ -29,6 +29,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
+from bench.support import settings_for_bench
 from shared.config import Settings
 from shared.tokens import TokenVerifier, create_token_verifier, mint_token
 
@@ -87,7 +88,7 @@ async def _case(settings: Settings, client: httpx2.AsyncClient, token: str, args
 
 
 async def _run(args) -> None:
-    secret = Settings(_env_file=None, better_auth_secret=SECRET)
+    secret = settings_for_bench(better_auth_secret=SECRET)
     edkey = ed25519.Ed25519PrivateKey.generate()
     rsakey = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     cases = [
@@ -99,13 +100,13 @@ async def _run(args) -> None:
         ),
         (
             "keys (EdDSA)",
-            Settings(_env_file=None, better_auth_url=FRONTEND),
+            settings_for_bench(better_auth_url=FRONTEND),
             _key_set(edkey, "EdDSA"),
             _published_key_token(edkey, "EdDSA"),
         ),
         (
             "keys (RS256)",
-            Settings(_env_file=None, better_auth_url=FRONTEND, jwks_algorithms=["RS256"]),
+            settings_for_bench(better_auth_url=FRONTEND, jwks_algorithms=["RS256"]),
             _key_set(rsakey, "RS256"),
             _published_key_token(rsakey, "RS256"),
         ),
@@ -120,7 +121,7 @@ async def _run(args) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--calls", type=int, default=2000)
     asyncio.run(_run(parser.parse_args()))

@@ -81,7 +81,7 @@ def _requests_per_second(base: str, path: str, args) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)

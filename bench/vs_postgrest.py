@@ -61,8 +61,8 @@ from bench.support import (  # noqa: E402
     run_wrk,
     running,
     seed_people,
+    settings_for_bench,
 )
-from shared.config import Settings  # noqa: E402
 from shared.db import sync_database_url  # noqa: E402
 from shared.tokens import mint_token  # noqa: E402
 
@@ -158,7 +158,7 @@ def _data_file(
     deletable: list[tuple[int, int]],
 ) -> Path:
     """The Lua table workload.lua reads: people with tokens and tasks, and tasks to delete."""
-    settings = Settings(_env_file=None, better_auth_secret=SECRET)
+    settings = settings_for_bench(better_auth_secret=SECRET)
     lines = ["return {", "users = {"]
     for user_id in people:  # in the order _deletable's positions count
         ids = tasks[user_id]
@@ -220,7 +220,7 @@ def _resident_memory_mib(process: subprocess.Popen) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.split("\n\n")[0])
     add_postgres_url_argument(parser)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")

@@ -94,7 +94,8 @@ def describe_database_failure(error: BaseException) -> DatabaseFailure | None:
         # Its first argument is the message without SQLAlchemy's link to its documentation.
         message = str(error.args[0]) if error.args else "the pool timed out"
         return DatabaseFailure(FailureKind.POOL, {"error": "PoolTimeout", "message": message})
-    if isinstance(error, DBAPIError):
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        # (Without the driver's error it is only a StatementError, described below.)
         failure = _driver_failure(error.orig, statement=error.statement)
         if error.connection_invalidated and not failure.retryable:
             # SQLAlchemy saw the connection die under the statement.

@@ -115,7 +115,7 @@ def jwks_endpoint() -> Iterator[JwksEndpoint]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *_args: Any) -> None:
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     with loopback_http_server(Handler) as base_url:

@@ -53,10 +53,13 @@ class Service:
 
 
 @contextmanager
-def running_service(workdir: Path, port: int | None = None, **settings: str) -> Iterator[Service]:
+def running_service(
+    workdir: Path, port: int | None = None, /, **settings: str
+) -> Iterator[Service]:
     """Start the service with these settings (as environment variables), on `port` or a free
     one, and wait until it answers /health; stop it afterwards whatever happened. Its logs go
-    to a file, not a pipe, so a chatty server can never block on a full pipe."""
+    to a file, not a pipe, so a chatty server can never block on a full pipe. `port` is
+    positional only, so that a mapping of settings passed with ** is never taken for it."""
     port = port or free_port()
     environment = clean_environment(HOST="127.0.0.1", PORT=str(port), **settings)
     log_path = workdir / f"service-{port}.log"

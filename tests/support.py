@@ -26,14 +26,30 @@ def _forget(db: Session) -> None:
     db.expunge_all()
 
 
-def stored_task(db: Session, task_id: int) -> Task | None:
+def stored_task_or_none(db: Session, task_id: int) -> Task | None:
+    """The task as committed now, or None when there is no such row."""
     _forget(db)
     return db.get(Task, task_id)
 
 
-def stored_user(db: Session, user_id: str) -> User | None:
+def stored_task(db: Session, task_id: int) -> Task:
+    """The task as committed now; the test fails here when the row is missing."""
+    task = stored_task_or_none(db, task_id)
+    assert task is not None, f"task {task_id} is not stored"
+    return task
+
+
+def stored_user_or_none(db: Session, user_id: str) -> User | None:
+    """The user as committed now, or None when there is no such row."""
     _forget(db)
     return db.get(User, user_id)
+
+
+def stored_user(db: Session, user_id: str) -> User:
+    """The user as committed now; the test fails here when the row is missing."""
+    user = stored_user_or_none(db, user_id)
+    assert user is not None, f"user {user_id!r} is not stored"
+    return user
 
 
 def task_count(db: Session) -> int:

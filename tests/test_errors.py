@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from main import create_app
 from shared.config import Settings
 from shared.tokens import mint_token
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, settings_for_test
 from tests.service import free_port
 from tests.support import (
     assert_logged_schema_fault,
@@ -25,8 +25,7 @@ from tests.support import (
 def bare_client():
     """An app whose database is nowhere (nothing listens on a fresh free port), for errors that
     never reach the database."""
-    settings = Settings(
-        _env_file=None,
+    settings = settings_for_test(
         database_url=f"postgresql://nobody@127.0.0.1:{free_port()}/unused",
         migrate_on_start=False,
     )
@@ -153,8 +152,8 @@ GENERIC_500 = "The server failed to handle this request; it has been logged."
 
 
 def _settings_for(url: str) -> Settings:
-    return Settings(
-        _env_file=None, database_url=url, better_auth_secret=TEST_SECRET, migrate_on_start=False
+    return settings_for_test(
+        database_url=url, better_auth_secret=TEST_SECRET, migrate_on_start=False
     )
 
 

@@ -9,18 +9,15 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session
 
 from migrations import upgrade_database
-from shared.config import Settings
 from shared.db import sync_database_url
 from shared.tokens import mint_token
-from tests.conftest import TEST_SECRET, empty_postgres_database
+from tests.conftest import TEST_SECRET, empty_postgres_database, settings_for_test
 from tests.service import Service, running_service
 
 
 def token_for(user_id: str) -> str:
     """A token the service started here accepts, for `user_id`."""
-    # `_env_file` is pydantic-settings' own init argument, missing from the signature pyright
-    # derives from the fields.
-    settings = Settings(_env_file=None, better_auth_secret=TEST_SECRET)  # pyright: ignore[reportCallIssue]
+    settings = settings_for_test(better_auth_secret=TEST_SECRET)
     return mint_token(settings, user_id)
 
 

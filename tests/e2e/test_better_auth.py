@@ -24,7 +24,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from main import create_app
-from tests.support import assert_problem, stored_task, stored_user
+from tests.support import (
+    assert_problem,
+    stored_task,
+    stored_task_or_none,
+    stored_user,
+    stored_user_or_none,
+)
 
 FRONTEND_DIR = Path(__file__).parent / "better_auth"
 REQUIRE_BETTER_AUTH = os.environ.get("TASKS_TEST_REQUIRE_BETTER_AUTH") == "1"
@@ -160,7 +166,6 @@ def test_a_real_better_auth_token_works_for_every_operation(api, better_auth, db
     assert created.status_code == 201, created.text
     task_id = created.json()["id"]
     user = stored_user(db, user_id)
-    assert user is not None
     assert user.name == "Alice"
     assert user.email is not None
     assert user.email.startswith("alice-")
@@ -171,12 +176,11 @@ def test_a_real_better_auth_token_works_for_every_operation(api, better_auth, db
     toggled = api.patch(f"{tasks}/{task_id}/complete", headers=headers)
     assert toggled.json()["completed"] is True
     stored = stored_task(db, task_id)
-    assert stored is not None
     assert stored.completed is True
 
     deleted = api.delete(f"{tasks}/{task_id}", headers=headers)
     assert deleted.status_code == 204
-    assert stored_task(db, task_id) is None
+    assert stored_task_or_none(db, task_id) is None
 
 
 def test_a_real_token_on_another_persons_path_is_403(api, better_auth, db):
@@ -190,7 +194,7 @@ def test_a_real_token_on_another_persons_path_is_403(api, better_auth, db):
     )
 
     assert_problem(response, 403)
-    assert stored_user(db, bob_id) is None
+    assert stored_user_or_none(db, bob_id) is None
 
 
 def test_a_token_from_another_better_auth_instance_is_401(api, better_auth, db):
@@ -225,10 +229,8 @@ def test_a_real_session_token_works_for_every_operation(api, better_auth, db):
     assert created.status_code == 201, created.text
     task_id = created.json()["id"]
     stored = stored_task(db, task_id)
-    assert stored is not None
     assert stored.user_id == user_id
     user = stored_user(db, user_id)
-    assert user is not None
     assert (user.email, user.name) == (email, "Carol")
 
     listed = api.get(tasks, headers=headers)
@@ -239,12 +241,11 @@ def test_a_real_session_token_works_for_every_operation(api, better_auth, db):
     assert toggled.status_code == 200
     assert toggled.json()["completed"] is True
     stored = stored_task(db, task_id)
-    assert stored is not None
     assert stored.completed is True
 
     deleted = api.delete(f"{tasks}/{task_id}", headers=headers)
     assert deleted.status_code == 204
-    assert stored_task(db, task_id) is None
+    assert stored_task_or_none(db, task_id) is None
 
 
 def test_the_bare_session_token_of_the_sign_in_body_works_too(api, better_auth, db):
@@ -268,7 +269,7 @@ def test_a_real_session_token_on_another_persons_path_is_403(api, better_auth, d
     )
 
     assert_problem(response, 403)
-    assert stored_user(db, dave_id) is None
+    assert stored_user_or_none(db, dave_id) is None
 
 
 def test_after_sign_out_a_session_token_is_401_within_the_cache_time(api, better_auth, db):
@@ -292,7 +293,7 @@ def test_after_sign_out_a_session_token_is_401_within_the_cache_time(api, better
 
     body = assert_problem(response, 401)
     assert "signed out" in body["detail"]
-    assert stored_user(db, user_id) is None
+    assert stored_user_or_none(db, user_id) is None
 
 
 def test_a_session_token_from_another_better_auth_instance_is_401(api, better_auth, db):
@@ -306,4 +307,4 @@ def test_a_session_token_from_another_better_auth_instance_is_401(api, better_au
     )
 
     assert_problem(response, 401)
-    assert stored_user(db, stranger_id) is None
+    assert stored_user_or_none(db, stranger_id) is None

@@ -16,7 +16,7 @@ from pathlib import Path
 from shared.db import Task
 from tests.e2e.live_service import service_on_fresh_postgres, token_for
 from tests.programs import required_program
-from tests.support import stored_task, task_count
+from tests.support import stored_task, stored_task_or_none, task_count
 
 CLIENT_DIR = Path(__file__).parent / "typescript_client"
 
@@ -68,7 +68,7 @@ def test_the_generated_client_compiles_and_walks_through_the_api(postgres_admin,
         assert kept.description is None
         assert kept.completed is True
         assert walked["kept"]["completed"] is True
-        assert stored_task(db, walked["deleted"]) is None
+        assert stored_task_or_none(db, walked["deleted"]) is None
         assert task_count(db) == 1
         assert walked["totalCount"] == 1
         assert walked["notFoundDetail"]

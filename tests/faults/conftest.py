@@ -29,10 +29,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from migrations import upgrade_database
-from shared.config import Settings
 from shared.db import sync_database_url
 from shared.tokens import mint_token
-from tests.conftest import REQUIRE_POSTGRES, TEST_SECRET
+from tests.conftest import REQUIRE_POSTGRES, TEST_SECRET, settings_for_test
 from tests.service import Service, free_port
 from tests.support import log_events
 
@@ -258,7 +257,7 @@ def fault_database(postgres_server: PostgresServer) -> Iterator[str]:
 
 
 def bearer(user_id: str) -> dict[str, str]:
-    settings = Settings(_env_file=None, better_auth_secret=TEST_SECRET)
+    settings = settings_for_test(better_auth_secret=TEST_SECRET)
     return {"Authorization": f"Bearer {mint_token(settings, user_id)}"}
 
 

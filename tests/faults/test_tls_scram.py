@@ -5,6 +5,7 @@ starts and serves; a URL without TLS and a wrong password are refused and logged
 the password."""
 
 import time
+from typing import LiteralString
 
 import httpx2
 
@@ -14,7 +15,7 @@ from tests.support import assert_problem
 ALICE = bearer("alice")
 
 
-def _admin_rows(database: TlsDatabase, query: str, *parameters) -> list[tuple]:
+def _admin_rows(database: TlsDatabase, query: LiteralString, *parameters) -> list[tuple]:
     """Rows read as the superuser, through the socket, inside the test's database."""
     with database.server.admin_connection(database.name) as admin:
         return admin.execute(query, parameters).fetchall()

@@ -5,18 +5,20 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import QueuePool
 
 from main import create_app
 from shared.config import Settings
 from shared.db import Task, User, app_state
 from tests.routes import RequestBodies
-from tests.support import stored_task, stored_user
+from tests.support import stored_task, stored_user_or_none
 
 
 def wait_until_idle(client: TestClient) -> None:
@@ -28,6 +30,7 @@ def wait_until_idle(client: TestClient) -> None:
     client.get("/health")
     assert isinstance(client.app, FastAPI)
     pool = app_state(client.app).engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)  # the only pool that counts what is checked out
     deadline = time.monotonic() + 10
     while pool.checkedout():
         assert time.monotonic() < deadline, "the app kept a database connection for 10 s"
@@ -92,12 +95,13 @@ def idle_client(client: TestClient) -> TestClient:
     return client
 
 
-def task_columns(db: Session, task_id: int) -> dict[str, object] | None:
-    """Every column of a task as stored now, to compare before and after a request."""
+def task_columns(db: Session, task_id: int) -> dict[str, Any]:
+    """Every column of a task as stored now, to compare before and after a request; the test
+    fails here when the task is gone."""
     task = stored_task(db, task_id)
-    return None if task is None else {name: getattr(task, name) for name in Task.model_fields}
+    return {name: getattr(task, name) for name in Task.model_fields}
 
 
-def user_columns(db: Session, user_id: str) -> dict[str, object] | None:
-    user = stored_user(db, user_id)
+def user_columns(db: Session, user_id: str) -> dict[str, Any] | None:
+    user = stored_user_or_none(db, user_id)
     return None if user is None else {name: getattr(user, name) for name in User.model_fields}

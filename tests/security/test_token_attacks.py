@@ -654,6 +654,7 @@ def test_a_flood_of_unknown_kids_does_not_refetch_the_key_set_each_time(settings
             good = BETTER_AUTH_KEY.sign(claims_for(key_set.base_url))
             assert client.get(LIST, headers={"Authorization": _bearer(good)}).status_code == 200
             statuses = []
+            assert isinstance(client.app, FastAPI)
             with pool_use(client.app) as used:
                 for _ in range(50):
                     stranger = ATTACKER_KEY.sign(claims_for(key_set.base_url), kid=uuid.uuid4().hex)

@@ -12,19 +12,17 @@ from shared.config import (
     Environment,
     Settings,
 )
+from tests.conftest import settings_for_test
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LONG_SECRET = "x" * 32
 
 
-def _settings(**values) -> Settings:
-    return Settings(_env_file=None, **values)
-
-
 def test_development_needs_no_configuration():
-    settings = _settings()
+    settings = settings_for_test()
 
     assert settings.app_env is Environment.DEVELOPMENT
+    assert settings.jwt_secret is not None
     assert settings.jwt_secret.get_secret_value() == DEVELOPMENT_SECRET
     # No DATABASE_URL: `main.py` starts the embedded PostgreSQL, its data in the project folder.
     assert settings.database_url is None
@@ -56,11 +54,11 @@ def test_development_needs_no_configuration():
 )
 def test_production_refuses_to_start_without_real_configuration(values, message):
     with pytest.raises(ValidationError, match=message):
-        _settings(app_env="production", **values)
+        settings_for_test(app_env="production", **values)
 
 
 def test_production_starts_with_a_database_and_a_long_secret():
-    settings = _settings(
+    settings = settings_for_test(
         app_env="production", database_url="postgresql://db/x", better_auth_secret=LONG_SECRET
     )
 
@@ -70,11 +68,11 @@ def test_production_starts_with_a_database_and_a_long_secret():
 
 def test_a_short_secret_is_refused_in_development_too():
     with pytest.raises(ValidationError, match="at least 32 bytes"):
-        _settings(better_auth_secret="s" * 31)
+        settings_for_test(better_auth_secret="s" * 31)
 
 
 def test_secrets_never_appear_in_a_repr():
-    settings = _settings(
+    settings = settings_for_test(
         better_auth_secret=LONG_SECRET + "-visible?", database_url="postgresql://u:hunter2@db/x"
     )
 
@@ -87,7 +85,7 @@ def test_lists_may_be_given_comma_separated(monkeypatch):
     monkeypatch.setenv("JWT_ALGORITHMS", "HS256, HS512")
     monkeypatch.setenv("CORS_ORIGINS", "https://app.example.com,http://localhost:3000")
 
-    settings = _settings()
+    settings = settings_for_test()
 
     assert settings.jwt_algorithms == ["HS256", "HS512"]
     assert settings.cors_origins == ["https://app.example.com", "http://localhost:3000"]
@@ -98,11 +96,11 @@ def test_only_shared_secret_algorithms_may_be_configured(monkeypatch, algorithms
     monkeypatch.setenv("JWT_ALGORITHMS", algorithms)
 
     with pytest.raises(ValidationError, match=r"jwt_algorithms"):
-        _settings()
+        settings_for_test()
 
 
 def test_the_example_env_file_as_it_stands_is_a_valid_development_configuration():
-    settings = Settings(_env_file=PROJECT_ROOT / ".env.example")
+    settings = settings_for_test(env_file=PROJECT_ROOT / ".env.example")
 
     assert settings.app_env is Environment.DEVELOPMENT
     assert settings.better_auth_secret is None
@@ -122,7 +120,7 @@ def test_the_example_env_file_documents_every_setting():
 
 def test_a_wildcard_cors_origin_is_refused():
     with pytest.raises(ValidationError, match="explicitly"):
-        _settings(cors_origins=["*"])
+        settings_for_test(cors_origins=["*"])
 
 
 def _run_main(*arguments: str, **environment: str) -> subprocess.CompletedProcess:

@@ -8,11 +8,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, select, text
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 import shared.db
 from migrations import alembic_config, upgrade_database
-from shared.config import Settings
 from shared.db import (
     DatabaseUrlError,
     IdempotencyKey,
@@ -20,9 +19,9 @@ from shared.db import (
     sync_database_url,
     utc_now,
 )
-from tests.conftest import empty_postgres_database
+from tests.conftest import empty_postgres_database, settings_for_test
 from tests.factories import IdempotencyKeyFactory, TaskFactory, UserFactory
-from tests.support import stored_task, stored_user
+from tests.support import stored_task_or_none, stored_user
 
 HEAD_REVISION = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
@@ -91,8 +90,8 @@ def test_deleting_a_user_deletes_their_tasks(database, db):
     with database.engine.begin() as connection:
         connection.execute(text("DELETE FROM users WHERE id = 'leaver'"))
 
-    assert stored_task(db, leavers_task_id) is None
-    assert stored_task(db, stayers_task_id) is not None
+    assert stored_task_or_none(db, leavers_task_id) is None
+    assert stored_task_or_none(db, stayers_task_id) is not None
 
 
 def test_a_users_email_need_not_be_unique(db):
@@ -209,7 +208,7 @@ def test_expired_idempotency_keys_are_purged_and_live_ones_kept(settings, db):
 
     assert asyncio.run(purge()) == 1
     db.commit()
-    assert db.scalars(select(IdempotencyKey.key)).all() == ["live"]
+    assert db.scalars(select(col(IdempotencyKey.key))).all() == ["live"]
 
 
 NEON_DIRECT = "postgresql://u:p@ep-cool-123.us-east-2.aws.neon.tech/db?sslmode=require"
@@ -234,7 +233,7 @@ SELF_HOSTED = "postgresql://u:p@pgbouncer.internal:6432/db"
     ],
 )
 def test_the_pooler_is_what_db_pooler_says_or_a_known_pooler_host(database_url, pooler, expected):
-    settings = Settings(_env_file=None, database_url=database_url, db_pooler=pooler)
+    settings = settings_for_test(database_url=database_url, db_pooler=pooler)
 
     plan = shared.db.connection_plan(settings)
 
@@ -251,8 +250,8 @@ def test_the_pooler_is_what_db_pooler_says_or_a_known_pooler_host(database_url, 
     ],
 )
 def test_prepared_statements_follow_the_setting_when_given(database_url, setting, expected):
-    settings = Settings(
-        _env_file=None, database_url=database_url, db_pooler="auto", db_prepared_statements=setting
+    settings = settings_for_test(
+        database_url=database_url, db_pooler="auto", db_prepared_statements=setting
     )
 
     plan = shared.db.connection_plan(settings)
@@ -262,7 +261,7 @@ def test_prepared_statements_follow_the_setting_when_given(database_url, setting
 
 def test_an_unknown_pooler_mode_is_refused():
     with pytest.raises(ValueError, match="db_pooler"):
-        Settings(_env_file=None, db_pooler="session")
+        settings_for_test(db_pooler="session")
 
 
 @pytest.mark.parametrize(
@@ -278,7 +277,7 @@ def test_an_unknown_pooler_mode_is_refused():
     ],
 )
 def test_reads_skip_the_transaction_only_where_it_is_safe(database_url, settings, expected):
-    settings = Settings(_env_file=None, database_url=database_url, **settings)
+    settings = settings_for_test(database_url=database_url, **settings)
     engine = shared.db.create_engine(settings)
 
     assert shared.db.reads_need_no_transaction(engine) is expected

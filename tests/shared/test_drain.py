@@ -14,15 +14,14 @@ import pytest
 from sqlalchemy import create_engine, event, text
 
 from migrations import upgrade_database
-from shared.config import Settings
 from shared.db import app_state, sync_database_url
 from shared.tokens import mint_token
-from tests.conftest import TEST_SECRET, empty_postgres_database
+from tests.conftest import TEST_SECRET, empty_postgres_database, settings_for_test
 from tests.service import Service, running_service
 
 ALICE = {
     "Authorization": "Bearer "
-    + mint_token(Settings(_env_file=None, better_auth_secret=TEST_SECRET), "alice")
+    + mint_token(settings_for_test(better_auth_secret=TEST_SECRET), "alice")
 }
 
 

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from main import create_app
 from shared.config import Settings
 from shared.edge import API_POLICY
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, settings_for_test
 from tests.factories import TaskFactory
 from tests.support import task_count
 
@@ -188,8 +188,7 @@ def test_a_server_fault_carries_the_security_headers_too(settings):
 
 
 def _production(**overrides) -> Settings:
-    return Settings(
-        _env_file=None,
+    return settings_for_test(
         app_env="production",
         database_url=SecretStr("postgresql://nobody@127.0.0.1:1/none"),
         better_auth_secret=SecretStr(TEST_SECRET),
@@ -207,7 +206,7 @@ def test_hsts_is_sent_in_production_only(client):
 
 
 def test_the_development_default_origin_is_the_local_frontend():
-    assert Settings(_env_file=None).cors_origins == [FRONTEND]
+    assert settings_for_test().cors_origins == [FRONTEND]
 
 
 def test_a_real_request_from_the_frontend_may_read_the_paging_and_version_headers(
@@ -244,4 +243,4 @@ def test_credentials_are_never_granted_to_a_wildcard(client):
     assert preflight.headers["access-control-allow-origin"] != "*"
     assert preflight.headers["access-control-allow-credentials"] == "true"
     with pytest.raises(ValueError, match="cors_origins"):
-        Settings(_env_file=None, cors_origins="*")
+        settings_for_test(cors_origins="*")

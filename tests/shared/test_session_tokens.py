@@ -30,7 +30,6 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 
 from main import create_app, main
-from shared.config import Settings
 from shared.logging import configure_logging
 from shared.tokens import (
     AuthenticatedUser,
@@ -38,9 +37,9 @@ from shared.tokens import (
     SharedSecretVerifier,
     create_token_verifier,
 )
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, settings_for_test
 from tests.keys import SigningKey, claims_for, loopback_http_server, new_key
-from tests.support import assert_problem, stored_task, stored_user, task_count
+from tests.support import assert_problem, stored_task, stored_user, stored_user_or_none, task_count
 
 FRONTEND_SECRET = b"the-frontend's-own-better-auth-secret"
 
@@ -154,7 +153,7 @@ def better_auth_frontend() -> Iterator[Frontend]:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the API gave up waiting
 
-        def log_message(self, *_args: Any) -> None:
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     with loopback_http_server(Handler) as base_url:
@@ -254,7 +253,7 @@ def test_a_signed_out_token_is_401(api, frontend, db):
     body = assert_problem(response, 401)
     assert "signed out" in body["detail"]
     assert task_count(db) == 0
-    assert stored_user(db, "alice") is None
+    assert stored_user_or_none(db, "alice") is None
 
 
 @pytest.mark.parametrize(
@@ -278,7 +277,7 @@ def test_a_session_whose_user_cannot_be_stored_is_401(api, frontend, db, user_ch
     body = assert_problem(response, 401)
     assert reason in body["detail"]
     assert task_count(db) == 0
-    assert stored_user(db, "alice") is None
+    assert stored_user_or_none(db, "alice") is None
 
 
 def test_a_confirmed_session_is_not_looked_up_again_within_the_cache_time(api, frontend):
@@ -480,9 +479,7 @@ def test_a_frontend_that_cannot_answer_is_a_503_and_nothing_is_remembered(
 
 
 def test_a_caller_going_away_does_not_cancel_the_lookup_others_wait_for(frontend):
-    settings = Settings(
-        _env_file=None, better_auth_url=frontend.base_url, better_auth_session_tokens=True
-    )
+    settings = settings_for_test(better_auth_url=frontend.base_url, better_auth_session_tokens=True)
     token = frontend.sign_in("alice")
     frontend.gate.clear()
 
@@ -605,7 +602,7 @@ def test_session_tokens_need_better_auth_url():
     with pytest.raises(
         ValidationError, match="BETTER_AUTH_SESSION_TOKENS=true needs BETTER_AUTH_URL"
     ):
-        Settings(_env_file=None, better_auth_session_tokens=True)
+        settings_for_test(better_auth_session_tokens=True)
 
 
 def test_the_run_command_explains_that_session_tokens_need_better_auth_url(monkeypatch, capsys):
@@ -622,7 +619,7 @@ def test_session_tokens_are_read_from_the_environment(monkeypatch):
     monkeypatch.setenv("BETTER_AUTH_SESSION_TOKENS", "true")
     monkeypatch.setenv("BETTER_AUTH_SESSION_CACHE_SECONDS", "45")
 
-    settings = Settings(_env_file=None)
+    settings = settings_for_test()
 
     assert settings.session_lookup_url == "https://app.example.com/api/auth/get-session"
     assert settings.better_auth_session_cache_seconds == 45
@@ -643,8 +640,7 @@ def test_session_tokens_are_read_from_the_environment(monkeypatch):
 )
 def test_session_settings_out_of_range_are_refused(name, value):
     with pytest.raises(ValidationError, match=name):
-        Settings(
-            _env_file=None,
+        settings_for_test(
             better_auth_url="https://app.example.com",
             better_auth_session_tokens=True,
             **{name: value},

@@ -67,5 +67,5 @@ async def claim_idempotency_key(
         index_elements=[IdempotencyKey.user_id, IdempotencyKey.key],
         set_={name: statement.excluded[name] for name in values if name not in {"user_id", "key"}},
         where=col(IdempotencyKey.expires_at) <= now,
-    ).returning(IdempotencyKey.key)
+    ).returning(col(IdempotencyKey.key))
     return (await session.exec(statement)).first() is not None

@@ -11,7 +11,9 @@ async def delete_task_of_user(
     """Delete the task in one statement (only at one of `expected_versions`, when given);
     False when nothing was deleted."""
     statement = (
-        delete(Task).where(col(Task.id) == task_id, col(Task.user_id) == user_id).returning(Task.id)
+        delete(Task)
+        .where(col(Task.id) == task_id, col(Task.user_id) == user_id)
+        .returning(col(Task.id))
     )
     if expected_versions is not None:
         statement = statement.where(col(Task.version).in_(expected_versions))

@@ -26,10 +26,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from migrations import upgrade_database
-from shared.config import Settings
 from shared.db import sync_database_url
 from shared.tokens import mint_token
-from tests.conftest import TEST_SECRET, empty_postgres_database
+from tests.conftest import TEST_SECRET, empty_postgres_database, settings_for_test
 from tests.programs import required_program
 from tests.service import Service, free_port, running_service
 
@@ -156,7 +155,7 @@ class ClientRecord:
 
 
 def _client_loop(base_url: str, record: ClientRecord, stop: threading.Event) -> None:
-    settings = Settings(_env_file=None, better_auth_secret=TEST_SECRET)
+    settings = settings_for_test(better_auth_secret=TEST_SECRET)
     headers = {"Authorization": f"Bearer {mint_token(settings, record.user_id)}"}
     tasks = f"/api/{record.user_id}/tasks"
     chooser = random.Random(record.user_id)  # noqa: S311 (a workload, not a secret)
@@ -233,7 +232,7 @@ def _rolling_restart_under_load(
 
         def start(name: str) -> None:
             services[name] = stack.enter_context(
-                running_service(workdir, port=ports[name], WORKERS=workers[name], **settings)
+                running_service(workdir, ports[name], WORKERS=workers[name], **settings)
             )
 
         for name in workers:

@@ -144,7 +144,8 @@ class _Client:
             self.compare_read_only(item)
 
     def compare_read_only(self, body: dict) -> None:
-        stored = self.rows.read_only.get(body.get("id"))
+        task_id = body.get("id")
+        stored = self.rows.read_only.get(task_id) if isinstance(task_id, int) else None
         if stored is None:
             self.problem(f"read-only read answered a task it does not hold: {body}")
         elif (body["user_id"], body["title"], body["description"], body["completed"]) != stored[:4]:

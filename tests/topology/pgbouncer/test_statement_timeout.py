@@ -11,8 +11,8 @@ import httpx2
 from sqlalchemy import Engine, text
 
 from migrations import upgrade_database
-from shared.config import Settings
 from shared.db import create_engine, reads_need_no_transaction
+from tests.conftest import settings_for_test
 from tests.factories import TaskFactory
 from tests.faults.conftest import bearer
 from tests.support import assert_problem, stored_task
@@ -116,8 +116,7 @@ def test_after_the_timeout_was_found_dropped_the_engine_treats_the_pooler_as_tra
     direct_url, start_pgbouncer
 ):
     bouncer = start_pgbouncer(pool_mode="transaction", ignore_startup_parameters="options")
-    settings = Settings(
-        _env_file=None,
+    settings = settings_for_test(
         database_url=bouncer.url(direct_url),
         db_pooler="none",
         db_statement_timeout_seconds=TIMEOUT_SECONDS,
@@ -128,12 +127,14 @@ def test_after_the_timeout_was_found_dropped_the_engine_treats_the_pooler_as_tra
         try:
             before = reads_need_no_transaction(engine)
             async with engine.connect() as connection:
-                raw = await connection.get_raw_connection()
-                in_force = (await connection.exec_driver_sql("SHOW statement_timeout")).scalar()
+                driver = (await connection.get_raw_connection()).driver_connection
+                assert driver is not None
+                shown = await connection.exec_driver_sql("SHOW statement_timeout")
+                in_force = shown.scalar_one()
                 return (
                     before,
                     reads_need_no_transaction(engine),
-                    raw.driver_connection.prepare_threshold,
+                    driver.prepare_threshold,
                     in_force,
                 )
         finally:

@@ -13,7 +13,7 @@ from migrations import alembic_config, head_revision
 from shared.config import Settings
 from shared.db import app_state, sync_database_url
 from shared.tokens import mint_token
-from tests.conftest import TEST_SECRET, empty_postgres_database
+from tests.conftest import TEST_SECRET, empty_postgres_database, settings_for_test
 from tests.support import (
     assert_logged_schema_fault,
     assert_problem,
@@ -157,8 +157,7 @@ def _token(settings: Settings) -> str:
 
 
 def _settings_for(url: str, *, migrate_on_start: bool) -> Settings:
-    return Settings(
-        _env_file=None,
+    return settings_for_test(
         database_url=url,
         better_auth_secret=TEST_SECRET,
         migrate_on_start=migrate_on_start,

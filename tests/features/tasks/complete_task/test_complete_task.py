@@ -22,13 +22,11 @@ def test_without_a_body_it_toggles_back_and_forth(client, db, auth_headers):
     assert first.status_code == 200
     assert first.json()["completed"] is True
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.completed is True
 
     second = client.patch(url, headers=auth_headers("alice"))
     assert second.json()["completed"] is False
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.completed is False
     assert stored.updated_at > AN_HOUR_AGO
     assert_task_matches(second.json(), stored)
@@ -43,7 +41,6 @@ def test_an_empty_object_toggles_too(client, db, auth_headers):
 
     assert response.status_code == 200
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.completed is False
 
 
@@ -58,7 +55,6 @@ def test_a_given_state_is_set_and_a_retry_is_harmless(client, db, auth_headers, 
     assert first.status_code == retry.status_code == 200
     assert first.json()["completed"] is retry.json()["completed"] is state
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.completed is state
     # The retry changed nothing, so it did not move updated_at either.
     assert retry.json()["updated_at"] == first.json()["updated_at"]
@@ -75,7 +71,6 @@ def test_setting_the_state_it_already_has_keeps_updated_at(client, db, auth_head
 
     assert response.status_code == 200
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.updated_at == AN_HOUR_AGO
 
 
@@ -89,7 +84,6 @@ def test_setting_leaves_title_and_description_alone(client, db, auth_headers):
     )
 
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert (stored.title, stored.description, stored.completed) == ("Keep", "Me", True)
 
 
@@ -111,7 +105,6 @@ def test_invalid_bodies_are_400_and_change_nothing(client, db, auth_headers, bod
 
     assert_problem(response, 400, invalid_fields={invalid_field})
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.completed is False
 
 
@@ -129,7 +122,6 @@ def test_a_title_sent_here_is_refused_as_not_a_field_of_this_request(client, db,
         "title: not a field of this request; priority: not a field of this API"
     )
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.completed is False
 
 
@@ -144,7 +136,6 @@ def test_the_server_set_fields_and_null_extras_are_ignored(client, db, auth_head
 
     assert response.status_code == 200, response.text
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert (stored.id, stored.user_id, stored.completed) == (task.id, "alice", True)
     assert_task_matches(response.json(), stored)
 
@@ -158,7 +149,6 @@ def test_a_body_that_is_not_an_object_is_400(client, db, auth_headers):
 
     assert_problem(response, 400)
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.completed is False
 
 
@@ -175,7 +165,6 @@ def test_another_persons_task_is_404_and_unchanged(client, db, auth_headers):
 
     assert_problem(response, 404)
     stored = stored_task(db, bobs.id)
-    assert stored is not None
     assert stored.completed is False
 
 
@@ -186,7 +175,6 @@ def test_another_persons_path_is_forbidden_and_unchanged(client, db, auth_header
 
     assert_problem(response, 403)
     stored = stored_task(db, bobs.id)
-    assert stored is not None
     assert stored.completed is False
 
 
@@ -204,7 +192,6 @@ def test_without_a_token_it_is_unauthorized(client, db):
 
     assert_problem(response, 401)
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.completed is False
 
 
@@ -217,7 +204,6 @@ def test_a_toggle_moves_the_version_and_a_no_op_set_does_not(client, db, auth_he
 
     assert toggled.headers["etag"] == set_again.headers["etag"] == '"2"'
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.version == 2
 
 
@@ -231,7 +217,6 @@ def test_a_stale_if_match_is_412_and_changes_nothing(client, db, auth_headers):
 
     assert_problem(response, 412)
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert (stored.completed, stored.version) == (False, 1)
 
 
@@ -245,7 +230,6 @@ def test_a_current_if_match_toggles(client, db, auth_headers):
 
     assert response.status_code == 200
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.completed is True
 
 
@@ -261,6 +245,5 @@ def test_concurrent_toggles_never_lose_one(client, db, auth_headers):
 
     assert statuses == [200] * 20
     stored = stored_task(db, task.id)
-    assert stored is not None
     # Twenty toggles from false: false again, and every one of them counted in the version.
     assert (stored.completed, stored.version) == (False, 21)

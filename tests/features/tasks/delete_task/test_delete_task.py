@@ -1,7 +1,7 @@
 import pytest
 
 from tests.factories import TaskFactory
-from tests.support import assert_problem, stored_task, task_count
+from tests.support import assert_problem, stored_task_or_none, task_count
 
 
 def test_deletes_the_task_and_answers_204_without_a_body(client, db, auth_headers):
@@ -12,7 +12,7 @@ def test_deletes_the_task_and_answers_204_without_a_body(client, db, auth_header
 
     assert response.status_code == 204
     assert response.content == b""
-    assert stored_task(db, task_id) is None
+    assert stored_task_or_none(db, task_id) is None
 
 
 def test_deleting_one_task_leaves_the_others(client, db, auth_headers):
@@ -22,7 +22,7 @@ def test_deleting_one_task_leaves_the_others(client, db, auth_headers):
     client.delete(f"/api/alice/tasks/{doomed.id}", headers=auth_headers("alice"))
 
     assert task_count(db) == 1
-    assert stored_task(db, kept.id) is not None
+    assert stored_task_or_none(db, kept.id) is not None
 
 
 def test_deleting_twice_is_404_the_second_time(client, auth_headers):
@@ -41,7 +41,7 @@ def test_another_persons_task_is_404_and_survives(client, db, auth_headers):
     response = client.delete(f"/api/alice/tasks/{bobs.id}", headers=auth_headers("alice"))
 
     assert_problem(response, 404)
-    assert stored_task(db, bobs.id) is not None
+    assert stored_task_or_none(db, bobs.id) is not None
 
 
 def test_another_persons_path_is_forbidden_and_nothing_is_deleted(client, db, auth_headers):
@@ -50,7 +50,7 @@ def test_another_persons_path_is_forbidden_and_nothing_is_deleted(client, db, au
     response = client.delete(f"/api/bob/tasks/{bobs.id}", headers=auth_headers("alice"))
 
     assert_problem(response, 403)
-    assert stored_task(db, bobs.id) is not None
+    assert stored_task_or_none(db, bobs.id) is not None
 
 
 @pytest.mark.parametrize("bad_id", ["0", "-5", "x", str(2**63)])
@@ -66,7 +66,7 @@ def test_without_a_token_it_is_unauthorized_and_nothing_is_deleted(client, db):
     response = client.delete(f"/api/alice/tasks/{task.id}")
 
     assert_problem(response, 401)
-    assert stored_task(db, task.id) is not None
+    assert stored_task_or_none(db, task.id) is not None
 
 
 def test_a_stale_if_match_is_412_and_the_task_survives(client, db, auth_headers):
@@ -77,7 +77,7 @@ def test_a_stale_if_match_is_412_and_the_task_survives(client, db, auth_headers)
     )
 
     assert_problem(response, 412)
-    assert stored_task(db, task.id) is not None
+    assert stored_task_or_none(db, task.id) is not None
 
 
 def test_a_current_if_match_deletes(client, db, auth_headers):
@@ -88,7 +88,7 @@ def test_a_current_if_match_deletes(client, db, auth_headers):
     )
 
     assert response.status_code == 204
-    assert stored_task(db, task.id) is None
+    assert stored_task_or_none(db, task.id) is None
 
 
 def test_if_match_on_a_missing_task_is_404(client, auth_headers):

@@ -11,8 +11,12 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import factory
 import pytest
+
+# From the modules that define them, as in tests/factories.py: the package re-exports them
+# without marking them public for a type checker.
+from factory import declarations
+from factory.helpers import build_batch
 from sqlalchemy import delete, event, insert, text
 from sqlalchemy.orm import Session
 
@@ -94,17 +98,19 @@ def long_lists(database) -> Iterator[str]:
         ]
         for owner in owners:
             count = READERS_TASKS if owner.id == "reader" else EACH_OTHER_PERSONS_TASKS
-            rows = factory.build_batch(
+            rows = build_batch(
                 dict,
                 count,
                 FACTORY_CLASS=TaskFactory,
                 owner=owner,
                 # Generated text rather than Faker's: tens of thousands of rows, quickly.
-                title=factory.Sequence(lambda n: f"task number {n}"),
-                description=factory.Sequence(lambda n: f"notes for task {n}"),
-                completed=factory.Iterator([False, False, True]),
-                created_at=factory.Sequence(lambda n, now=now: now - timedelta(seconds=n)),
-                updated_at=factory.Sequence(lambda n, now=now: now - timedelta(seconds=n % 977)),
+                title=declarations.Sequence(lambda n: f"task number {n}"),
+                description=declarations.Sequence(lambda n: f"notes for task {n}"),
+                completed=declarations.Iterator([False, False, True]),
+                created_at=declarations.Sequence(lambda n, now=now: now - timedelta(seconds=n)),
+                updated_at=declarations.Sequence(
+                    lambda n, now=now: now - timedelta(seconds=n % 977)
+                ),
             )
             session.execute(insert(Task), rows)
         session.commit()

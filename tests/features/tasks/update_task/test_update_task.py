@@ -30,7 +30,6 @@ def test_replaces_every_given_field_and_moves_updated_at(client, db, auth_header
 
     assert response.status_code == 200, response.text
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert (stored.title, stored.description, stored.completed) == (
         "New title",
         "New description",
@@ -52,7 +51,6 @@ def test_omitted_fields_keep_their_values(client, db, auth_headers):
 
     assert response.status_code == 200
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert (stored.title, stored.description, stored.completed) == (
         "Only the title",
         "Old description",
@@ -72,7 +70,6 @@ def test_a_null_description_clears_it(client, db, auth_headers):
     assert response.status_code == 200
     assert response.json()["description"] is None
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.description is None
 
 
@@ -85,7 +82,6 @@ def test_only_the_state_may_be_sent(client, db, auth_headers):
 
     assert response.status_code == 200, response.text
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert (stored.title, stored.description, stored.completed) == (
         "Old title",
         "Old description",
@@ -106,7 +102,6 @@ def test_only_a_null_description_clears_it_and_keeps_the_rest(client, db, auth_h
 
     assert response.status_code == 200, response.text
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert (stored.title, stored.description, stored.completed) == ("Old title", None, True)
     assert_task_matches(response.json(), stored)
 
@@ -130,7 +125,6 @@ def test_a_body_that_changes_nothing_moves_neither_updated_at_nor_the_etag(
     assert response.status_code == 200, response.text
     assert response.headers["etag"] == '"1"'
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert (stored.title, stored.description, stored.completed) == (
         "Old title",
         "Old description",
@@ -151,7 +145,6 @@ def test_an_empty_body_with_a_stale_if_match_is_412(client, db, auth_headers):
 
     assert_problem(response, 412)
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.version == 1
 
 
@@ -178,7 +171,6 @@ def test_the_task_received_may_be_sent_back_with_a_change(client, db, auth_heade
 
     assert response.status_code == 200, response.text
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert (stored.id, stored.user_id, stored.title, stored.description) == (
         task.id,
         "alice",
@@ -226,7 +218,6 @@ def test_invalid_bodies_are_400_and_change_nothing(client, db, auth_headers, bod
 
     assert_problem(response, 400, invalid_fields={invalid_field})
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert (stored.title, stored.description, stored.completed, stored.updated_at) == (
         "Old title",
         "Old description",
@@ -264,7 +255,6 @@ def test_another_persons_task_is_404_and_unchanged(client, db, auth_headers):
 
     assert_problem(response, 404)
     stored = stored_task(db, bobs.id)
-    assert stored is not None
     assert stored.title == "Bob's"
 
 
@@ -277,7 +267,6 @@ def test_another_persons_path_is_forbidden_and_unchanged(client, db, auth_header
 
     assert_problem(response, 403)
     stored = stored_task(db, bobs.id)
-    assert stored is not None
     assert stored.title == "Bob's"
 
 
@@ -297,7 +286,6 @@ def test_without_a_token_it_is_unauthorized(client, db):
 
     assert_problem(response, 401)
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.title == "Old title"
 
 
@@ -310,7 +298,6 @@ def test_each_update_moves_the_version_and_the_etag(client, db, auth_headers):
 
     assert (first.headers["etag"], second.headers["etag"]) == ('"2"', '"3"')
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.version == 3
 
 
@@ -326,7 +313,6 @@ def test_a_current_if_match_lets_the_update_through(client, db, auth_headers, if
 
     assert response.status_code == 200
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.title == "Guarded"
 
 
@@ -342,7 +328,6 @@ def test_a_stale_if_match_is_412_and_changes_nothing(client, db, auth_headers, i
 
     assert_problem(response, 412)
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert (stored.title, stored.version, stored.updated_at) == ("Old title", 1, AN_HOUR_AGO)
 
 
@@ -366,7 +351,6 @@ def test_an_edit_made_on_another_device_is_not_overwritten(client, db, auth_head
     assert phone.status_code == 200
     assert_problem(laptop, 412)
     stored = stored_task(db, task.id)
-    assert stored is not None
     assert stored.title == "From the phone"
 
 
