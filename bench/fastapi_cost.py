@@ -40,10 +40,14 @@ from sqlalchemy import create_engine
 import features.tasks.create_task.endpoint as create_task_endpoint
 import features.tasks.get_task.endpoint as get_task_endpoint
 import features.tasks.list_tasks.endpoint as list_tasks_endpoint
-from bench.support import add_postgres_url_argument, fresh_database, seed_people
+from bench.support import (
+    add_postgres_url_argument,
+    fresh_database,
+    seed_people,
+    settings_for_bench,
+)
 from features.tasks.list_tasks.query import Page
 from main import create_app
-from shared.config import Settings
 from shared.db import Task, app_state, sync_database_url
 from shared.logging import configure_logging
 from shared.tokens import mint_token
@@ -302,8 +306,8 @@ async def run(admin_url: str, count: int, rounds: int, devnull: TextIO) -> None:
         with engine.begin() as connection:
             task_ids = seed_people(connection, [PERSON], LIST_SIZE)[PERSON]
         engine.dispose()
-        settings = Settings(
-            _env_file=None, database_url=url, better_auth_secret=SECRET, migrate_on_start=False
+        settings = settings_for_bench(
+            database_url=url, better_auth_secret=SECRET, migrate_on_start=False
         )
         app = create_app(settings)
         # The request log line is part of the cost; only where it is written changes.
@@ -368,7 +372,7 @@ async def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.splitlines()[0])
     add_postgres_url_argument(parser)
     parser.add_argument("--requests", type=int, default=500, help="requests per round and way")
     parser.add_argument("--rounds", type=int, default=5)

@@ -1,5 +1,7 @@
 """The one ordered list of slice routers. A new endpoint is one new slice plus one line here."""
 
+from typing import Any
+
 from fastapi import APIRouter, Depends
 
 from features.health.check_health.endpoint import router as check_health
@@ -43,7 +45,7 @@ TASK_ROUTERS: list[APIRouter] = [
 ]
 
 # What every task route can answer besides its own errors; the problem schema is added in main.
-_COMMON_ERRORS = {
+_COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "The request is invalid; `errors` names each invalid field."},
     401: {
         "description": "No token, or one that is malformed, badly signed or expired.",

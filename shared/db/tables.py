@@ -47,7 +47,9 @@ def utc_now() -> datetime:
 class User(SQLModel, table=True):
     """A person, as the frontend's Better Auth knows them; `id` is the token's subject."""
 
-    __tablename__ = "users"
+    # SQLModel declares __tablename__ as a declared_attr; a plain string is its documented
+    # form, which its annotation does not admit (a typing gap in the library).
+    __tablename__ = "users"  # pyright: ignore[reportAssignmentType]
 
     id: str = Field(primary_key=True, max_length=USER_ID_MAX_LENGTH)
     # Neither is unique: the id is the identity, and an email may move between accounts.
@@ -64,7 +66,7 @@ class User(SQLModel, table=True):
 class Task(SQLModel, table=True):
     """One item of one person's todo list."""
 
-    __tablename__ = "tasks"
+    __tablename__ = "tasks"  # pyright: ignore[reportAssignmentType]
     # Each sort order of the list, and the status filter under the default order, reads one
     # person's rows in index order and stops after a page.
     __table_args__ = (
@@ -103,7 +105,7 @@ class Task(SQLModel, table=True):
 class IdempotencyKey(SQLModel, table=True):
     """A create request's `Idempotency-Key`, with the response it got, replayed for a retry."""
 
-    __tablename__ = "idempotency_keys"
+    __tablename__ = "idempotency_keys"  # pyright: ignore[reportAssignmentType]
 
     user_id: str = Field(
         foreign_key="users.id", ondelete="CASCADE", primary_key=True, max_length=USER_ID_MAX_LENGTH

@@ -136,6 +136,8 @@ async def create_task(
             return _replay(request, session, earlier, fingerprint)
     await record_user(request, session, owner)
     task = await insert_task(session, owner.id, body.title, body.description, body.completed)
+    if task.id is None:  # never: the INSERT's RETURNING assigns it (this tells the type checker)
+        raise RuntimeError("the INSERT returned no task id")
     created = json_response(
         CreateTaskResponse,
         task,

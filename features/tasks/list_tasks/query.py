@@ -4,7 +4,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, bindparam, false, func, or_, true, tuple_
+from sqlalchemy import ColumnElement, bindparam, false, func, inspect, or_, true, tuple_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -83,8 +83,8 @@ def _page_statement(
         # start reading at the boundary, so a page deep in the list costs what the first one does.
         position = tuple_(sort_column, task_id)
         edge = tuple_(
-            bindparam("edge_value", type_=sort_column.type),
-            bindparam("edge_id", type_=task_id.type),
+            bindparam("edge_value", type_=inspect(sort_column).type),
+            bindparam("edge_id", type_=inspect(task_id).type),
         )
         filters.append(position < edge if forwards_is_descending else position > edge)
     ordering = (
