@@ -90,8 +90,10 @@ GRANT {WEB_USER} TO {AUTHENTICATOR};
 GRANT USAGE ON SCHEMA public TO {WEB_USER};
 GRANT SELECT, INSERT, UPDATE, DELETE ON tasks TO {WEB_USER};
 GRANT USAGE ON SEQUENCE tasks_id_seq TO {WEB_USER};
--- The count trigger runs as the caller, and keeps users' counts.
-GRANT SELECT, UPDATE (task_count, completed_count) ON users TO {WEB_USER};
+-- The count trigger runs as the caller: it adds to counter slots (migration 0004), and a delete
+-- first checks that the person still exists.
+GRANT SELECT, INSERT, UPDATE ON user_task_counts TO {WEB_USER};
+GRANT SELECT (id) ON users TO {WEB_USER};
 -- PostgREST inserts what the body names and lets the database fill the rest; this service sets
 -- every column itself, so the defaults change nothing for it.
 ALTER TABLE tasks ALTER COLUMN completed SET DEFAULT false,

@@ -18,7 +18,7 @@ MIGRATION_LOCK_KEY = 7_391_254_026
 # imports Alembic, which serving never needs otherwise (MIGRATE_ON_START=false), and costs each
 # worker 1 to 2 s on a busy machine (bench/RESULTS.md). tests/test_startup.py checks that it
 # is Alembic's head: a new revision fails that test until this names it.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 
 def head_revision() -> str:

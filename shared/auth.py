@@ -155,9 +155,8 @@ class KnownUsers:
 
 async def _write_user_row(session: AsyncSession, user: AuthenticatedUser) -> None:
     # Two statements, not one upsert: ON CONFLICT DO UPDATE locks the existing row even when it
-    # changes nothing, and a users row locked before a task row deadlocks against the count
-    # trigger, which locks them the other way round. DO NOTHING and an UPDATE whose WHERE does
-    # not match lock nothing.
+    # changes nothing, which would queue all of one person's writes behind each other until
+    # commit. DO NOTHING and an UPDATE whose WHERE does not match lock nothing.
     await session.exec(
         insert(User)
         .values(id=user.id, email=user.email, name=user.name, created_at=utc_now())
@@ -180,9 +179,11 @@ async def record_user(request: Request, session: AsyncSession, user: Authenticat
     """Bring the caller's `users` row in step with their token, unless this process already has.
 
     Writing handlers call it once the request is known to be valid (a dependency would run
-    before body validation, and spend a statement on a request that is then refused): creation
-    before its INSERT (the task needs the row), changes after their statement, so that a task
-    row is always locked before its owner's row, as the count trigger does.
+    before body validation, and spend a statement on a request that is then refused), and before
+    their statement on `tasks`: every write then locks in one order, the `users` row first, then
+    the task, then (in the count trigger) the person's counter slot. A change that wrote the
+    users row after its statement would hold a slot while waiting for the users row, and a
+    creation on a backend sharing that slot (`pg_backend_pid() % 64`) the other way round.
     """
     known_users = app_state(request.app).known_users
     if known_users.is_current(user):

@@ -10,10 +10,11 @@ import httpx2
 import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from migrations import upgrade_database
 from shared.config import Settings
-from shared.db import Task, User, sync_database_url
+from shared.db import Task, User, UserTaskCount, sync_database_url
 from shared.logging import configure_logging
 from tests.conftest import empty_postgres_database
 
@@ -50,6 +51,18 @@ def stored_user(db: Session, user_id: str) -> User:
     user = stored_user_or_none(db, user_id)
     assert user is not None, f"user {user_id!r} is not stored"
     return user
+
+
+def stored_counts(db: Session, user_id: str) -> tuple[int, int]:
+    """A person's (task, completed) counts as the list reads them: the sums of their slots."""
+    _forget(db)
+    sums = db.execute(
+        select(
+            func.coalesce(func.sum(UserTaskCount.task_count), 0),
+            func.coalesce(func.sum(UserTaskCount.completed_count), 0),
+        ).where(col(UserTaskCount.user_id) == user_id)
+    ).one()
+    return int(sums[0]), int(sums[1])
 
 
 def task_count(db: Session) -> int:

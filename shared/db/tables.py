@@ -1,4 +1,5 @@
-"""The tables: `users`, `tasks` and `idempotency_keys`, and the timestamps they hold."""
+"""The tables: `users`, `tasks`, `user_task_counts` and `idempotency_keys`, and the timestamps
+they hold."""
 
 from datetime import UTC, datetime
 
@@ -8,6 +9,7 @@ from sqlalchemy import (
     DateTime,
     Identity,
     Index,
+    Integer,
     String,
     Text,
     delete,
@@ -56,11 +58,6 @@ class User(SQLModel, table=True):
     email: str | None = Field(default=None, sa_type=String)
     name: str | None = Field(default=None, sa_type=String)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
-    # Kept by database triggers on `tasks` (migration 0002), never written by the application.
-    task_count: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
-    completed_count: int = Field(
-        default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"}
-    )
 
 
 class Task(SQLModel, table=True):
@@ -100,6 +97,24 @@ class Task(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     # Bumped by every change, in the same UPDATE: the task's ETag.
     version: int = Field(default=1, sa_type=BigInteger, sa_column_kwargs={"server_default": "1"})
+
+
+class UserTaskCount(SQLModel, table=True):
+    """One counter slot of a person's task counts; the counts are the sums over their slots.
+
+    Kept by the trigger on `tasks` (migration 0004 says why slots), never written by the
+    application: each database backend adds to its own slot, so one person's writes on different
+    connections do not wait for one another.
+    """
+
+    __tablename__ = "user_task_counts"  # pyright: ignore[reportAssignmentType]
+
+    user_id: str = Field(
+        foreign_key="users.id", ondelete="CASCADE", primary_key=True, max_length=USER_ID_MAX_LENGTH
+    )
+    slot: int = Field(sa_column=Column(Integer(), primary_key=True, autoincrement=False))
+    task_count: int = Field(sa_type=BigInteger)
+    completed_count: int = Field(sa_type=BigInteger)
 
 
 class IdempotencyKey(SQLModel, table=True):

@@ -21,7 +21,7 @@ from shared.db import (
 )
 from tests.conftest import empty_postgres_database, settings_for_test
 from tests.factories import IdempotencyKeyFactory, TaskFactory, UserFactory
-from tests.support import stored_task_or_none, stored_user
+from tests.support import stored_counts, stored_task_or_none
 
 HEAD_REVISION = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
@@ -92,6 +92,8 @@ def test_deleting_a_user_deletes_their_tasks(database, db):
 
     assert stored_task_or_none(db, leavers_task_id) is None
     assert stored_task_or_none(db, stayers_task_id) is not None
+    assert stored_counts(db, "leaver") == (0, 0)
+    assert stored_counts(db, "stayer") == (1, 0)
 
 
 def test_a_users_email_need_not_be_unique(db):
@@ -140,8 +142,7 @@ def test_the_counts_behind_x_total_count_follow_every_change(database, db):
     TaskFactory(owner=user, completed=True)
 
     def counts() -> tuple[int, int]:
-        row = stored_user(db, "counted")
-        return row.task_count, row.completed_count
+        return stored_counts(db, "counted")
 
     assert counts() == (2, 1)
     with database.engine.begin() as connection:
@@ -184,7 +185,10 @@ def test_upgrading_a_database_with_tasks_counts_them(postgres_admin):
         engine = create_engine(sync_database_url(url))
         with engine.connect() as connection:
             counts = connection.execute(
-                text("SELECT task_count, completed_count FROM users WHERE id = 'old'")
+                text(
+                    "SELECT sum(task_count), sum(completed_count) FROM user_task_counts"
+                    " WHERE user_id = 'old'"
+                )
             ).one()
             versions = (
                 connection.execute(text("SELECT DISTINCT version FROM tasks")).scalars().all()
@@ -192,6 +196,44 @@ def test_upgrading_a_database_with_tasks_counts_them(postgres_admin):
         engine.dispose()
     assert tuple(counts) == (3, 2)
     assert versions == [1]
+
+
+def test_downgrading_from_counter_slots_restores_the_counts_on_users(postgres_admin):
+    with empty_postgres_database(postgres_admin) as url:
+        upgrade_database(url)
+        engine = create_engine(sync_database_url(url))
+        insert_task = text(
+            "INSERT INTO tasks (user_id, title, completed, created_at, updated_at) "
+            "VALUES ('old', 't', :c, now(), now()) RETURNING id"
+        )
+        with engine.begin() as connection:
+            connection.execute(text("INSERT INTO users (id, created_at) VALUES ('old', now())"))
+            ids = [
+                connection.execute(insert_task, {"c": c}).scalar_one()
+                for c in (True, True, False, False)
+            ]
+        # Through other backends, so the counts are spread over several slots, some negative.
+        with engine.connect() as first, engine.connect() as second:
+            first.execute(text("DELETE FROM tasks WHERE id = :id"), {"id": ids[0]})
+            first.commit()
+            second.execute(text("UPDATE tasks SET completed = true WHERE id = :id"), {"id": ids[2]})
+            second.commit()
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0003")
+        with engine.begin() as connection:
+            restored = connection.execute(
+                text("SELECT task_count, completed_count FROM users WHERE id = 'old'")
+            ).one()
+            # The old trigger is back and counts on the users row.
+            connection.execute(text("DELETE FROM tasks WHERE id = :id"), {"id": ids[1]})
+            after_delete = connection.execute(
+                text("SELECT task_count, completed_count FROM users WHERE id = 'old'")
+            ).one()
+        engine.dispose()
+    assert tuple(restored) == (3, 2)
+    assert tuple(after_delete) == (2, 1)
 
 
 def test_expired_idempotency_keys_are_purged_and_live_ones_kept(settings, db):

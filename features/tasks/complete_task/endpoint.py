@@ -57,10 +57,10 @@ async def complete_task(
     """Mark a task done or not done: set the state when given, otherwise toggle it."""
     completed = body.completed if body is not None else None
     expected = versions_in(if_match, weak_matches=False) if if_match is not None else None
+    await record_user(request, session, owner)
     task = await set_task_completion(session, owner.id, task_id, completed, expected)
     if task is None:
         raise await not_found_or_changed(session, owner.id, task_id, expected)
-    await record_user(request, session, owner)
     log_after_commit(
         session,
         log.info,

@@ -35,8 +35,8 @@ async def delete_task(
 ) -> Response:
     """Delete a task from the signed-in person's list."""
     expected = versions_in(if_match, weak_matches=False) if if_match is not None else None
+    await record_user(request, session, owner)
     if not await delete_task_of_user(session, owner.id, task_id, expected):
         raise await not_found_or_changed(session, owner.id, task_id, expected)
-    await record_user(request, session, owner)
     log_after_commit(session, log.info, "task.deleted", task_id=task_id, user_id=owner.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,11 +4,22 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, bindparam, false, func, inspect, or_, true, tuple_
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    bindparam,
+    cast,
+    false,
+    func,
+    inspect,
+    or_,
+    true,
+    tuple_,
+)
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import Task, User
+from shared.db import Task, UserTaskCount
 
 SORT_COLUMNS = {"created": Task.created_at, "updated": Task.updated_at, "title": Task.title}
 
@@ -61,14 +72,18 @@ def _total(status: str, searching: bool) -> Any:
         # A search has no stored count: the database counts the matches, once per statement.
         matches = _filters(status, searching)
         return select(func.count()).select_from(Task).where(*matches).scalar_subquery()
-    # Otherwise the count is read from the users row that triggers keep, however long the list.
-    counts = {
-        "all": col(User.task_count),
-        "completed": col(User.completed_count),
-        "pending": col(User.task_count) - col(User.completed_count),
+    # Otherwise the count is the sum of the person's counter slots that the trigger keeps
+    # (migration 0004): at most 64 rows read by primary key, however long the list.
+    slots = {
+        "all": col(UserTaskCount.task_count),
+        "completed": col(UserTaskCount.completed_count),
+        "pending": col(UserTaskCount.task_count) - col(UserTaskCount.completed_count),
     }
-    stored = select(counts[status]).where(col(User.id) == _USER_ID).scalar_subquery()
-    return func.coalesce(stored, 0)
+    return (
+        select(cast(func.coalesce(func.sum(slots[status]), 0), BigInteger))
+        .where(col(UserTaskCount.user_id) == _USER_ID)
+        .scalar_subquery()
+    )
 
 
 @cache

@@ -57,6 +57,7 @@ async def update_task(
     """Change any of a task's title, description and state; an omitted field keeps its value."""
     expected = versions_in(if_match, weak_matches=False) if if_match is not None else None
     changes = body.changes()
+    await record_user(request, session, owner)
     if changes:
         task = await update_task_of_user(session, owner.id, task_id, changes, expected)
         if task is None:
@@ -68,7 +69,6 @@ async def update_task(
             raise TaskNotFoundError(task_id)
         if expected is not None and task.version not in expected:
             raise VersionMismatchError(task_id)
-    await record_user(request, session, owner)
     if changes:
         log_after_commit(session, log.info, "task.updated", task_id=task_id, user_id=owner.id)
     return json_response(UpdateTaskResponse, task, headers={"ETag": entity_tag(task.version)})
