@@ -16,6 +16,7 @@ from migrations import upgrade_database
 from shared.config import Settings
 from shared.db import Task, User, UserTaskCount, sync_database_url
 from shared.logging import configure_logging
+from shared.tokens import SharedSecretVerifier, VerifiedToken
 from tests.conftest import empty_postgres_database
 
 TASK_FIELDS = {"id", "user_id", "title", "description", "completed", "created_at", "updated_at"}
@@ -161,3 +162,16 @@ def assert_logged_schema_fault(event: dict, sqlstate: str, words: list[str]) -> 
     assert event["sqlstate"] == sqlstate
     for word in words:
         assert word in event["message"], event
+
+
+def count_shared_secret_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every token the shared-secret verifier really checks (a cached one is not)."""
+    checked: list[str] = []
+    verify = SharedSecretVerifier.verify
+
+    def counting(self: SharedSecretVerifier, token: str) -> VerifiedToken:
+        checked.append(token)
+        return verify(self, token)
+
+    monkeypatch.setattr(SharedSecretVerifier, "verify", counting)
+    return checked

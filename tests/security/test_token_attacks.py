@@ -25,11 +25,10 @@ from fastapi.testclient import TestClient
 
 from shared.auth import MAX_TOKEN_BYTES
 from shared.db import app_state
-from shared.tokens import SharedSecretVerifier
 from tests.conftest import TEST_SECRET
 from tests.keys import SigningKey, claims_for, jwks_endpoint, new_key
 from tests.security.conftest import pool_use, running_client
-from tests.support import assert_problem, task_count, user_count
+from tests.support import assert_problem, count_shared_secret_checks, task_count, user_count
 
 LIST = "/api/alice/tasks"
 # The `strict` configuration's shared-secret issuer and audience.
@@ -670,20 +669,8 @@ def test_a_flood_of_unknown_kids_does_not_refetch_the_key_set_each_time(settings
 # The verified-token cache, through HTTP: what a cached token may no longer do.
 
 
-def _count_secret_checks(monkeypatch) -> list[str]:
-    checked: list[str] = []
-    verify = SharedSecretVerifier.verify
-
-    def counting(self, token):
-        checked.append(token)
-        return verify(self, token)
-
-    monkeypatch.setattr(SharedSecretVerifier, "verify", counting)
-    return checked
-
-
 def test_a_cached_token_is_accepted_without_verifying_it_again(client_for, monkeypatch):
-    checked = _count_secret_checks(monkeypatch)
+    checked = count_shared_secret_checks(monkeypatch)
     client = client_for("secret")
     # Its own `jti`: an earlier test's token of the same second is already in this app's cache.
     token = forge(secret_claims(jti=uuid.uuid4().hex))

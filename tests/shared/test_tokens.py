@@ -34,6 +34,7 @@ from shared.tokens import (
 )
 from tests.conftest import settings_for_test
 from tests.keys import claims_for, jwks_endpoint, new_key
+from tests.support import count_shared_secret_checks
 
 SECRET = "a-shared-secret-of-at-least-thirty-two-bytes!"
 
@@ -351,24 +352,12 @@ def _one_character_changed(token: str, index: int) -> str:
     return token[:index] + replacement + token[index + 1 :]
 
 
-def _count_signature_checks(monkeypatch) -> list[str]:
-    checked: list[str] = []
-    verify = SharedSecretVerifier.verify
-
-    def counting(self, token):
-        checked.append(token)
-        return verify(self, token)
-
-    monkeypatch.setattr(SharedSecretVerifier, "verify", counting)
-    return checked
-
-
 def _sleep_until(moment: float) -> None:
     time.sleep(max(0.0, moment - time.time()))
 
 
 def test_a_verified_token_is_not_verified_again(monkeypatch):
-    checked = _count_signature_checks(monkeypatch)
+    checked = count_shared_secret_checks(monkeypatch)
     token = _secret_token(email="alice@example.com")
 
     async def steps(verifier):
@@ -380,7 +369,7 @@ def test_a_verified_token_is_not_verified_again(monkeypatch):
 
 
 def test_without_the_cache_every_request_verifies(monkeypatch):
-    checked = _count_signature_checks(monkeypatch)
+    checked = count_shared_secret_checks(monkeypatch)
     token = _secret_token()
 
     async def steps(verifier):
@@ -509,7 +498,7 @@ def test_the_cache_key_is_the_whole_token():
 
 
 def test_a_refused_token_is_verified_again_each_time(monkeypatch):
-    checked = _count_signature_checks(monkeypatch)
+    checked = count_shared_secret_checks(monkeypatch)
     forged = jwt.encode({"sub": "alice", "exp": int(time.time()) + 600}, "another-secret" * 3)
 
     async def steps(verifier):
