@@ -63,15 +63,7 @@ def server(tmp_path, data_dir):
 
 def test_the_curl_walkthrough_works_against_a_server_with_no_configuration(server, data_dir):
     base_url, workdir, environment = server
-    token = subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "main.py"), "token", "alice", "--email", "a@x.io"],
-        cwd=workdir,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout.strip()
+    token = _token(environment, workdir, "--email", "a@x.io")
     api = httpx2.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"})
 
     created = api.post("/api/alice/tasks", json={"title": "Try the API"})
@@ -88,9 +80,10 @@ def test_the_curl_walkthrough_works_against_a_server_with_no_configuration(serve
     assert (data_dir / "PG_VERSION").is_file()
 
 
-def _token(environment: dict[str, str], workdir: Path) -> str:
+def _token(environment: dict[str, str], workdir: Path, *claims: str) -> str:
+    """A token for alice from `main.py token` (with `--email` and such as `claims`)."""
     return subprocess.run(
-        [sys.executable, str(PROJECT_ROOT / "main.py"), "token", "alice"],
+        [sys.executable, str(PROJECT_ROOT / "main.py"), "token", "alice", *claims],
         cwd=workdir,
         env=environment,
         capture_output=True,
