@@ -105,9 +105,12 @@ def _status(url: str) -> int | None:
 
 
 def _refused(url: str) -> bool:
+    """True once the listener is gone. A connection that reached the kernel's accept queue in
+    the instant the listener closed is reset rather than refused: that is the same "no longer
+    served" (the drain's timing is asserted separately), not a dropped response."""
     try:
         httpx2.get(url, timeout=5)
-    except httpx2.ConnectError:
+    except (httpx2.ConnectError, httpx2.ReadError, httpx2.RemoteProtocolError):
         return True
     return False
 
