@@ -27,8 +27,6 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr, ValidationError
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from features.registry import include_public_routers, include_task_routers
 from migrations import head_revision, upgrade_database
@@ -36,13 +34,12 @@ from shared.auth import KnownUsers
 from shared.config import Settings
 from shared.db import (
     AppState,
+    Database,
     DatabaseUrlError,
     app_state,
     async_database_url,
     configured_database_url,
     connection_plan,
-    create_engine,
-    create_session_factory,
     purge_expired_idempotency_keys,
 )
 from shared.db.embedded import embedded_postgres
@@ -70,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application from settings (read from the environment when not given)."""
     settings = settings or Settings()
     configure_logging(settings)
-    engine = create_engine(settings)
+    database = Database(settings)
     # For Better Auth's key set: one client, so connections to the frontend are reused.
     http_client = httpx2.AsyncClient(follow_redirects=False)
     verifier = create_token_verifier(settings, http_client)
@@ -80,11 +77,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info(
             "app.started",
             environment=settings.app_env.value,
-            database=engine.url.render_as_string(hide_password=True),
+            database=async_database_url(configured_database_url(settings))
+            .set(drivername="postgresql")
+            .render_as_string(hide_password=True),
             shared_secret_tokens=verifier.shared_secret is not None,
             jwks_url=verifier.public_keys.key_set.url if verifier.public_keys else None,
             **connection_plan(settings).log_fields(),
         )
+        await database.open()
         upkeep = asyncio.create_task(_keep_the_database(app, settings))
         # Everything built so far (modules, routes, the middleware stack Starlette built before
         # calling this, the OpenAPI document, pools, caches) lives as long as the process: out of
@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         with contextlib.suppress(asyncio.CancelledError):
             await upkeep
         await http_client.aclose()
-        await engine.dispose()
+        await database.close()
         log.info("app.stopped")
 
     app = FastAPI(
@@ -113,9 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     state = AppState(
-        settings=settings,
-        engine=engine,
-        session_factory=create_session_factory(engine),
+        database=database,
         known_users=KnownUsers(),
         schema_revision=head_revision(),
         schema_ready=not settings.migrate_on_start,
@@ -157,7 +155,7 @@ async def _keep_the_database(app: FastAPI, settings: Settings) -> None:
     state = app_state(app)
     if not state.schema_ready:
         await _migrate_until_done(state, settings)
-    await _purge_idempotency_keys_hourly(state.session_factory)
+    await _purge_idempotency_keys_hourly(state.database)
 
 
 async def _migrate_until_done(state: AppState, settings: Settings) -> None:
@@ -180,13 +178,11 @@ async def _migrate_until_done(state: AppState, settings: Settings) -> None:
         delay = min(delay * 2, 30.0)
 
 
-async def _purge_idempotency_keys_hourly(
-    session_factory: async_sessionmaker[AsyncSession],
-) -> None:
+async def _purge_idempotency_keys_hourly(database: Database) -> None:
     """Delete expired idempotency keys now and every hour, for as long as the app runs."""
     while True:
         try:
-            async with session_factory() as session, session.begin():
+            async with database.session() as session:
                 purged = await purge_expired_idempotency_keys(session)
             if purged:
                 log.info("idempotency_keys.purged", count=purged)

@@ -48,7 +48,7 @@ from bench.support import (
 )
 from features.tasks.list_tasks.query import Page
 from main import create_app
-from shared.db import Task, app_state, sync_database_url
+from shared.db import StoredTask, app_state, sync_database_url
 from shared.logging import configure_logging
 from shared.tokens import mint_token
 
@@ -139,34 +139,27 @@ class Asgi:
 
 class _StandInSession:
     """What the session dependency and the handlers touch of a session when no query reaches
-    it. It replaces the session factory, not the dependency: `dependency_overrides` would make
+    it. It stands in for the database, not the dependency: `dependency_overrides` would make
     FastAPI analyse the dependency's signature again on every request, a cost of its own."""
 
-    def __init__(self) -> None:
-        self.info: dict[str, Any] = {}
+    def after_commit(self, callback: Callable[[], object]) -> None:
+        callback()
 
-    async def __aenter__(self) -> "_StandInSession":
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
+    async def finish(self) -> None:
         return None
 
-    async def connection(self, **_: Any) -> None:
-        return None
-
-    async def commit(self) -> None:
-        return None
-
-    async def rollback(self) -> None:
-        return None
-
-    async def close(self) -> None:
+    async def abandon(self) -> None:
         return None
 
 
-def _constant_task(task_id: int) -> Task:
+class _StandInDatabase:
+    def session(self) -> _StandInSession:
+        return _StandInSession()
+
+
+def _constant_task(task_id: int) -> StoredTask:
     moment = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-    return Task(
+    return StoredTask(
         id=task_id,
         user_id=PERSON,
         title=f"task {task_id}",
@@ -184,13 +177,13 @@ def database_answered_by_constants(app: Any) -> Iterator[None]:
     one = _constant_task(1)
     page = Page([_constant_task(n) for n in range(1, LIST_SIZE + 1)], LIST_SIZE, False, False)
 
-    async def find_task_of_user(*_: Any) -> Task:
+    async def find_task_of_user(*_: Any) -> StoredTask:
         return one
 
     async def find_page_of_tasks(*_: Any, **__: Any) -> Page:
         return page
 
-    async def insert_task(*_: Any) -> Task:
+    async def insert_task(*_: Any) -> StoredTask:
         return one
 
     async def record_user(*_: Any) -> None:
@@ -206,12 +199,12 @@ def database_answered_by_constants(app: Any) -> Iterator[None]:
     for module, name, stand_in in replaced:
         setattr(module, name, stand_in)
     state = app_state(app)
-    session_factory = state.session_factory
-    state.session_factory = _StandInSession  # type: ignore[assignment]  # a stand-in, on purpose
+    database = state.database
+    state.database = _StandInDatabase()  # type: ignore[assignment]  # a stand-in, on purpose
     try:
         yield
     finally:
-        state.session_factory = session_factory
+        state.database = database
         for module, name, original in originals:
             setattr(module, name, original)
 

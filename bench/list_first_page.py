@@ -38,8 +38,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 import httpx2  # noqa: E402
+import psycopg  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
-from sqlalchemy import create_engine, event, text  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
 
 from bench.support import (  # noqa: E402
     add_postgres_url_argument,
@@ -49,7 +50,7 @@ from bench.support import (  # noqa: E402
 )
 from main import create_app  # noqa: E402
 from shared.config import Settings  # noqa: E402
-from shared.db import app_state, sync_database_url  # noqa: E402
+from shared.db import sync_database_url  # noqa: E402
 from shared.tokens import mint_token  # noqa: E402
 
 SECRET = secrets.token_urlsafe(48)
@@ -226,12 +227,16 @@ def _database_work(
     statement touched, from EXPLAIN ANALYZE of the statement the endpoint sends."""
     app = create_app(_settings(url))
     sent: list[tuple[str, Any]] = []
+    execute = psycopg.AsyncCursor.execute
 
-    def record(_conn, _cursor, statement, parameters, _context, _executemany) -> None:
+    async def recording_execute(cursor: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        # The app runs on psycopg directly: its cursor is where the statement is seen.
+        statement = query.decode() if isinstance(query, bytes) else str(query)
         if statement.lstrip().upper().startswith("SELECT") and "FROM tasks" in statement:
-            sent.append((statement, parameters))
+            sent.append((statement, params))
+        return await execute(cursor, query, params, **kwargs)
 
-    event.listen(app_state(app).engine.sync_engine, "before_cursor_execute", record)
+    psycopg.AsyncCursor.execute = recording_execute  # type: ignore[method-assign]
     engine = create_engine(sync_database_url(url))
     work = {}
     with TestClient(app) as client, engine.connect() as connection:
@@ -245,6 +250,7 @@ def _database_work(
             ).scalar_one()[0]["Plan"]
             work[name] = DatabaseWork(_rows_read(plan), _buffers(plan))
     engine.dispose()
+    psycopg.AsyncCursor.execute = execute  # type: ignore[method-assign]
     return work
 
 

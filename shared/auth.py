@@ -14,12 +14,11 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Path, Request
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
-from sqlalchemy import event, or_, update
+from sqlalchemy import bindparam, or_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import User, app_state, utc_now
+from shared.db import DatabaseSession, Statement, User, app_state, utc_now
 from shared.tokens import (
     MAX_TOKEN_BYTES,
     AuthenticatedUser,
@@ -153,43 +152,52 @@ class KnownUsers:
         self._entries.clear()
 
 
-async def _write_user_row(session: AsyncSession, user: AuthenticatedUser) -> None:
-    # Two statements, not one upsert: ON CONFLICT DO UPDATE locks the existing row even when it
-    # changes nothing, which would queue all of one person's writes behind each other until
-    # commit. DO NOTHING and an UPDATE whose WHERE does not match lock nothing.
-    await session.exec(
-        insert(User)
-        .values(id=user.id, email=user.email, name=user.name, created_at=utc_now())
-        .on_conflict_do_nothing(index_elements=[User.id])
+_NEW_USER = Statement(
+    insert(User)
+    .values(
+        id=bindparam("user_id"),
+        email=bindparam("new_email"),
+        name=bindparam("new_name"),
+        created_at=bindparam("created_at"),
     )
-    await session.exec(
-        update(User)
-        .where(
-            col(User.id) == user.id,
-            or_(
-                col(User.email).is_distinct_from(user.email),
-                col(User.name).is_distinct_from(user.name),
-            ),
-        )
-        .values(email=user.email, name=user.name)
+    .on_conflict_do_nothing(index_elements=[User.id])
+)
+# Two statements, not one upsert: ON CONFLICT DO UPDATE locks the existing row even when it
+# changes nothing, which would queue all of one person's writes behind each other. DO NOTHING and
+# an UPDATE whose WHERE does not match lock nothing.
+_CHANGED_USER = Statement(
+    update(User)
+    .where(
+        col(User.id) == bindparam("user_id"),
+        or_(
+            col(User.email).is_distinct_from(bindparam("new_email")),
+            col(User.name).is_distinct_from(bindparam("new_name")),
+        ),
     )
+    .values(email=bindparam("new_email"), name=bindparam("new_name"))
+)
 
 
-async def record_user(request: Request, session: AsyncSession, user: AuthenticatedUser) -> None:
+async def record_user(request: Request, session: DatabaseSession, user: AuthenticatedUser) -> None:
     """Bring the caller's `users` row in step with their token, unless this process already has.
 
     Writing handlers call it once the request is known to be valid (a dependency would run
     before body validation, and spend a statement on a request that is then refused), and before
-    their statement on `tasks`: every write then locks in one order, the `users` row first, then
-    the task, then (in the count trigger) the person's counter slot. A change that wrote the
-    users row after its statement would hold a slot while waiting for the users row, and a
-    creation on a backend sharing that slot (`pg_backend_pid() % 64`) the other way round.
+    their statement on `tasks`, whose foreign key needs the row. When it writes, the rest of the
+    request is one transaction with the row; otherwise the handler's one statement commits by
+    itself. In a transaction every write locks in one order, the `users` row first, then the
+    task, then (in the count trigger) the person's counter slot: a change that wrote the users
+    row after its statement would hold a slot while waiting for the users row, and a creation
+    on a backend sharing that slot (`pg_backend_pid() % 64`) the other way round.
     """
     known_users = app_state(request.app).known_users
     if known_users.is_current(user):
         return
-    await _write_user_row(session, user)
+    # The row and the change it is written for stand or fall together: a write refused (a
+    # task not found) leaves no trace, not even the person.
+    await session.begin()
+    values = {"user_id": user.id, "new_email": user.email, "new_name": user.name}
+    await session.execute(_NEW_USER, **values, created_at=utc_now())
+    await session.execute(_CHANGED_USER, **values)
     # Remembered only once committed: a rolled-back row must be written again next time.
-    event.listen(
-        session.sync_session, "after_commit", lambda _: known_users.remember(user), once=True
-    )
+    session.after_commit(lambda: known_users.remember(user))

@@ -60,14 +60,14 @@ class Settings(BaseSettings):
     # kept between runs; a relative path is taken from the working directory.
     database_url: SecretStr | None = None
     embedded_postgres_dir: Path = DEFAULT_EMBEDDED_POSTGRES_DIR
-    # Connections beyond the pool ("overflow") are opened for one request and closed after it,
-    # which under steady load means a new connection for many requests; a pool as large as a
-    # worker's useful concurrency, and requests queueing for it, serve more (bench/RESULTS.md).
+    # The pool (psycopg's) holds at most their sum, opened as needed and closed after a minute
+    # unused; a pool as large as a worker's useful concurrency, and requests queueing for it,
+    # serve more than a larger one (bench/RESULTS.md).
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0)
     # Neon suspends an idle compute after five minutes and its pooler drops idle
-    # connections; recycling sooner means we never hand out a connection it has closed.
+    # connections; recycling sooner keeps connections from ageing into that.
     db_pool_recycle_seconds: int = Field(default=240, ge=1)
     # A statement running longer is cancelled by PostgreSQL and answered 503, so one slow query
     # or a lock held elsewhere cannot hold a connection (and a client) indefinitely. 0: no limit.

@@ -16,10 +16,11 @@ from typing import Any
 
 import psycopg
 import structlog
+from psycopg_pool import PoolTimeout
 from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError, StatementError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from shared.db import SchemaNotReadyError
+from shared.db import StatementError as FailedStatement
 
 log = structlog.get_logger()
 
@@ -90,10 +91,14 @@ def describe_database_failure(error: BaseException) -> DatabaseFailure | None:
     if isinstance(error, SchemaNotReadyError):
         message = str(error) or "the start-up migration has not finished"
         return DatabaseFailure(FailureKind.SCHEMA_PENDING, {"message": message})
-    if isinstance(error, PoolTimeoutError):
-        # Its first argument is the message without SQLAlchemy's link to its documentation.
-        message = str(error.args[0]) if error.args else "the pool timed out"
-        return DatabaseFailure(FailureKind.POOL, {"error": "PoolTimeout", "message": message})
+    if isinstance(error, PoolTimeout):
+        return DatabaseFailure(
+            FailureKind.POOL, {"error": "PoolTimeout", "message": _one_line(error)}
+        )
+    if isinstance(error, FailedStatement):
+        # A statement of a request (shared/db/database.py): the driver's error, and its SQL.
+        return _driver_failure(error.orig, statement=error.statement)
+    # SQLAlchemy's errors come from the migrations, which run on SQLAlchemy.
     if isinstance(error, DBAPIError) and error.orig is not None:
         # (Without the driver's error it is only a StatementError, described below.)
         failure = _driver_failure(error.orig, statement=error.statement)

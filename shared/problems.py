@@ -4,12 +4,11 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Scope
@@ -18,6 +17,7 @@ from shared.db import (
     DatabaseNotReadyError,
     ProblemError,
     SchemaNotReadyError,
+    StatementError,
     unknown_field_reason,
 )
 from shared.db_failures import DatabaseFailure, FailureKind, describe_database_failure
@@ -243,8 +243,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     # Every named error a handler raises (`TaskNotFoundError`, ...), whatever its subclass.
     app.add_exception_handler(ProblemError, _named_error)  # type: ignore[arg-type]
     app.add_exception_handler(DatabaseNotReadyError, _not_ready)  # type: ignore[arg-type]
-    # Every error the driver raises (DBAPIError covers them all), the pool's, and ours.
-    for failed in (DBAPIError, PoolTimeoutError, SchemaNotReadyError):
+    # A statement that failed, every error the driver raises while connecting (the pool's
+    # PoolTimeout is one of them), and ours.
+    for failed in (StatementError, psycopg.Error, SchemaNotReadyError):
         app.add_exception_handler(failed, _database_failed)
 
 

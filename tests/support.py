@@ -4,10 +4,15 @@ import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import httpx2
+import psycopg
+import psycopg_pool
 import pytest
+from psycopg.pq import TransactionStatus
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 from sqlmodel import col
@@ -175,3 +180,67 @@ def count_shared_secret_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(SharedSecretVerifier, "verify", counting)
     return checked
+
+
+@dataclass
+class SentStatement:
+    """A statement the app sent: its SQL, its values, and whether a transaction was open."""
+
+    sql: str
+    values: Any
+    in_transaction: bool
+
+    @property
+    def verb(self) -> str:
+        return self.sql.split()[0].upper()
+
+
+@dataclass
+class DatabaseActivity:
+    """What the app did with its database while observed (`observe_database`)."""
+
+    statements: list[SentStatement] = field(default_factory=list)
+    # Connections handed out by the pool, and new connections opened.
+    checkouts: int = 0
+    connects: int = 0
+
+    @property
+    def verbs(self) -> list[str]:
+        return [statement.verb for statement in self.statements]
+
+    def clear(self) -> None:
+        self.statements.clear()
+        self.checkouts = self.connects = 0
+
+
+@contextmanager
+def observe_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[DatabaseActivity]:
+    """Record every statement the app sends through psycopg, with the transaction state it was
+    sent in (BEGIN and COMMIT included), and every connection it takes from its pool or opens.
+    The app runs on psycopg directly (shared/db/database.py); these are psycopg's own entry
+    points, wrapped for the block."""
+    activity = DatabaseActivity()
+    execute = psycopg.AsyncCursor.execute
+    getconn = psycopg_pool.AsyncConnectionPool.getconn
+    connect = psycopg.AsyncConnection.connect.__func__  # type: ignore[attr-defined]
+
+    async def recording_execute(cursor, query, params=None, **kwargs):
+        sql = query.decode() if isinstance(query, bytes) else str(query)
+        in_transaction = cursor.connection.info.transaction_status != TransactionStatus.IDLE
+        activity.statements.append(SentStatement(sql, params, in_transaction))
+        return await execute(cursor, query, params, **kwargs)
+
+    async def counting_getconn(pool, *args, **kwargs):
+        connection = await getconn(pool, *args, **kwargs)
+        activity.checkouts += 1
+        return connection
+
+    async def counting_connect(cls, *args, **kwargs):
+        activity.connects += 1
+        return await connect(cls, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(psycopg.AsyncCursor, "execute", recording_execute)
+        patched.setattr(psycopg_pool.AsyncConnectionPool, "getconn", counting_getconn)
+        patched.setattr(psycopg.AsyncConnection, "connect", classmethod(counting_connect))
+        yield activity

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 import pytest
-from fastapi import FastAPI, Header, Response
+from fastapi import Header, Response
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -56,9 +56,9 @@ def _listed(value: str | None) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def document(app: FastAPI) -> dict:
-    with TestClient(app) as client:
-        return client.get("/openapi.json").json()
+def document(_running_client: TestClient) -> dict:
+    # The session's running app: a second lifespan on it would close its pool under it.
+    return _running_client.get("/openapi.json").json()
 
 
 @pytest.fixture(scope="module")

@@ -1,35 +1,31 @@
-"""The request path stays lean: one SQL statement per operation, none for a read's user."""
+"""The request path stays lean: one SQL statement per operation (no BEGIN, no COMMIT, no ping),
+none for a read's user."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event
 
-from shared.db import app_state
 from tests.factories import TaskFactory
+from tests.support import DatabaseActivity, observe_database
 
 
 @pytest.fixture
-def statements(app) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
-        seen.append(statement.split()[0].upper())
-
-    engine = app_state(app).engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
+def activity(monkeypatch) -> Iterator[DatabaseActivity]:
+    with observe_database(monkeypatch) as activity:
+        yield activity
 
 
 @contextmanager
-def _counting(statements: list[str]) -> Iterator[list[str]]:
-    statements.clear()
-    yield statements
+def _counting(activity: DatabaseActivity) -> Iterator[list[str]]:
+    """The statements sent during the block, in the list it yields (filled at its end)."""
+    activity.clear()
+    seen: list[str] = []
+    yield seen
+    seen.extend(activity.verbs)
 
 
-def test_each_operation_costs_one_statement(client, auth_headers, statements):
+def test_each_operation_costs_one_statement(client, auth_headers, activity):
     headers = auth_headers("alice", email="a@example.com")
     first = client.post("/api/alice/tasks", json={"title": "warm up"}, headers=headers)
     assert first.status_code == 201
@@ -62,30 +58,31 @@ def test_each_operation_costs_one_statement(client, auth_headers, statements):
         "delete": lambda: client.delete(f"/api/alice/tasks/{task.id}", headers=headers),
     }
     for name, operation in operations.items():
-        with _counting(statements) as seen:
+        with _counting(activity) as seen:
             assert operation().status_code < 300, name
         assert len(seen) == 1, (name, seen)
 
 
-def test_the_first_write_adds_the_users_row_once(client, auth_headers, statements):
+def test_the_first_write_adds_the_users_row_once(client, auth_headers, activity):
     headers = auth_headers("alice", email="a@example.com")
 
-    with _counting(statements) as seen:
+    with _counting(activity) as seen:
         client.post("/api/alice/tasks", json={"title": "first"}, headers=headers)
-    assert seen == ["INSERT", "UPDATE", "INSERT"]
+    # The person's row and their task in one transaction: a refused write leaves neither.
+    assert seen == ["BEGIN", "INSERT", "UPDATE", "INSERT", "COMMIT"]
 
-    with _counting(statements) as seen:
+    with _counting(activity) as seen:
         client.post("/api/alice/tasks", json={"title": "second"}, headers=headers)
     assert seen == ["INSERT"]
 
     renamed = auth_headers("alice", email="new@example.com")
-    with _counting(statements) as seen:
+    with _counting(activity) as seen:
         client.post("/api/alice/tasks", json={"title": "third"}, headers=renamed)
-    assert seen == ["INSERT", "UPDATE", "INSERT"]
+    assert seen == ["BEGIN", "INSERT", "UPDATE", "INSERT", "COMMIT"]
 
 
-def test_a_refused_request_costs_no_statement(client, auth_headers, statements):
-    with _counting(statements) as seen:
+def test_a_refused_request_costs_no_statement(client, auth_headers, activity):
+    with _counting(activity) as seen:
         client.get("/api/alice/tasks", headers={"Authorization": "Bearer nope"})
         client.get("/api/bob/tasks", headers=auth_headers("alice"))
         client.post("/api/alice/tasks", json={"title": ""}, headers=auth_headers("alice"))
@@ -95,27 +92,29 @@ def test_a_refused_request_costs_no_statement(client, auth_headers, statements):
             headers=auth_headers("alice"),
         )
     assert seen == []
+    assert activity.checkouts == 0
 
 
-def test_reads_run_outside_a_transaction_and_writes_inside_one(client, auth_headers, app):
+def test_a_statement_alone_commits_by_itself_and_a_first_write_shares_its_transaction(
+    client, auth_headers, activity
+):
     headers = auth_headers("alice")
-    task = client.post("/api/alice/tasks", json={"title": "x"}, headers=headers).json()
-    autocommit: list[tuple[str, bool]] = []
-
-    def record(conn, _cursor, statement, _parameters, _context, _executemany) -> None:
-        autocommit.append((statement.split()[0], conn.connection.driver_connection.autocommit))
-
-    engine = app_state(app).engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with _counting(activity):
+        task = client.post("/api/alice/tasks", json={"title": "x"}, headers=headers).json()
+    first_write = [(sent.verb, sent.in_transaction) for sent in activity.statements]
+    with _counting(activity):
         client.get("/api/alice/tasks", headers=headers)
         client.get(f"/api/alice/tasks/{task['id']}", headers=headers)
         client.put(f"/api/alice/tasks/{task['id']}", json={"title": "y"}, headers=headers)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    later = [(sent.verb, sent.in_transaction) for sent in activity.statements]
 
-    # A read's one statement needs no BEGIN and COMMIT round trips; a write keeps its transaction.
-    reads = [mode for verb, mode in autocommit if verb == "SELECT"]
-    writes = [mode for verb, mode in autocommit if verb == "UPDATE"]
-    assert reads == [True, True], autocommit
-    assert writes == [False], autocommit
+    # BEGIN is sent outside a transaction, what follows it inside, up to its COMMIT.
+    assert first_write == [
+        ("BEGIN", False),
+        ("INSERT", True),
+        ("UPDATE", True),
+        ("INSERT", True),
+        ("COMMIT", True),
+    ]
+    # A read's one statement, and a known person's write, need no BEGIN and COMMIT round trips.
+    assert later == [("SELECT", False), ("SELECT", False), ("UPDATE", False)]

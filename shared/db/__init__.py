@@ -2,31 +2,32 @@
 
 - `tables`: the tables (`users`, `tasks`, `idempotency_keys`) and the UTC timestamps they keep;
 - `fields`: what a task's fields accept and what a task request body may hold;
-- `engine`: the database URL (PostgreSQL's only), what the connection goes through, the
-  statement timeout;
+- `urls`: the database URL (PostgreSQL's only) and what the connection goes through;
+- `database`: psycopg's connection pool (`Database`) and the session a request runs its
+  statements in (`DbSession`), which commits them, and logs audit events once they are;
+- `statements`: a query written as a SQLAlchemy statement, compiled once (`Statement`), and
+  the row a task query returns (`StoredTask`);
 - `embedded`: the embedded PostgreSQL that serves when `DATABASE_URL` is unset;
-- `session`: the per-request session that owns the transaction (`DbSession`), and the audit
-  events it logs once the transaction has committed;
 - `versions`: a task's version as its ETag, and the `If-Match` / `If-None-Match` headers;
 - `paths`: the path parameters the task routes share (`TaskId`);
 - `responses`: a response body made once, straight to JSON bytes, from rows (`json_response`);
 - `errors`: the named errors a query can raise (`TaskNotFoundError`, `VersionMismatchError`),
   each with its status, problem text and OpenAPI response, and which one a write that matched
   nothing means;
+- `upkeep`: what the service does by itself (purging expired idempotency keys);
 - `state`: what the application holds for its lifetime (`AppState`, read with `app_state`).
 
 Slices import from `shared.db` itself; the files are how the package is kept, not its API.
 """
 
-from shared.db.engine import (
-    ConnectionPlan,
-    DatabaseUrlError,
-    async_database_url,
-    configured_database_url,
-    connection_plan,
-    create_engine,
-    reads_need_no_transaction,
-    sync_database_url,
+from shared.db.database import (
+    Database,
+    DatabaseNotReadyError,
+    DatabaseSession,
+    DbSession,
+    SchemaNotReadyError,
+    StatementError,
+    log_after_commit,
 )
 from shared.db.errors import (
     ProblemError,
@@ -47,14 +48,8 @@ from shared.db.fields import (
 )
 from shared.db.paths import TaskId
 from shared.db.responses import json_response
-from shared.db.session import (
-    DatabaseNotReadyError,
-    DbSession,
-    SchemaNotReadyError,
-    create_session_factory,
-    log_after_commit,
-)
 from shared.db.state import AppState, app_state
+from shared.db.statements import Statement, StoredTask, at_expected_versions, task_of_user
 from shared.db.tables import (
     DESCRIPTION_MAX_LENGTH,
     TITLE_MAX_LENGTH,
@@ -64,8 +59,17 @@ from shared.db.tables import (
     User,
     UserTaskCount,
     UTCDateTime,
-    purge_expired_idempotency_keys,
     utc_now,
+)
+from shared.db.upkeep import purge_expired_idempotency_keys
+from shared.db.urls import (
+    ConnectionPlan,
+    DatabaseUrlError,
+    async_database_url,
+    configured_database_url,
+    connection_plan,
+    conninfo,
+    sync_database_url,
 )
 from shared.db.versions import FIRST_VERSION, IfMatch, IfNoneMatch, entity_tag, versions_in
 
@@ -78,7 +82,9 @@ __all__ = [
     "USER_ID_MAX_LENGTH",
     "AppState",
     "ConnectionPlan",
+    "Database",
     "DatabaseNotReadyError",
+    "DatabaseSession",
     "DatabaseUrlError",
     "DbSession",
     "IdempotencyKey",
@@ -86,7 +92,10 @@ __all__ = [
     "IfNoneMatch",
     "ProblemError",
     "SchemaNotReadyError",
+    "Statement",
+    "StatementError",
     "StorableText",
+    "StoredTask",
     "Task",
     "TaskDescription",
     "TaskId",
@@ -99,10 +108,10 @@ __all__ = [
     "VersionMismatchError",
     "app_state",
     "async_database_url",
+    "at_expected_versions",
     "configured_database_url",
     "connection_plan",
-    "create_engine",
-    "create_session_factory",
+    "conninfo",
     "entity_tag",
     "error_responses",
     "is_storable_text",
@@ -110,8 +119,8 @@ __all__ = [
     "log_after_commit",
     "not_found_or_changed",
     "purge_expired_idempotency_keys",
-    "reads_need_no_transaction",
     "sync_database_url",
+    "task_of_user",
     "unknown_field_reason",
     "utc_now",
     "versions_in",

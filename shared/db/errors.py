@@ -8,10 +8,10 @@ raise with `responses=error_responses(...)`, so the document cannot drift from t
 
 from typing import Any, ClassVar
 
-from sqlalchemy import bindparam
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.db.database import DatabaseSession
+from shared.db.statements import Statement, task_of_user
 from shared.db.tables import Task
 
 
@@ -55,13 +55,11 @@ def error_responses(*errors: type[ProblemError]) -> dict[int | str, dict[str, An
     return responses
 
 
-_TASK_OF_USER = select(col(Task.id)).where(
-    col(Task.id) == bindparam("task_id"), col(Task.user_id) == bindparam("user_id")
-)
+_TASK_OF_USER = Statement(select(col(Task.id)).where(*task_of_user()))
 
 
 async def not_found_or_changed(
-    session: AsyncSession, user_id: str, task_id: int, expected_versions: set[int] | None
+    session: DatabaseSession, user_id: str, task_id: int, expected_versions: set[int] | None
 ) -> TaskNotFoundError | VersionMismatchError:
     """Why a write limited to the person's task (and to `expected_versions`, from `If-Match`,
     when given) matched nothing: the task is there at another version (412), or it is not (404).
@@ -70,7 +68,7 @@ async def not_found_or_changed(
     when it matched nothing does this second look tell the two apart.
     """
     if expected_versions is not None:
-        found = await session.exec(_TASK_OF_USER, params={"task_id": task_id, "user_id": user_id})
-        if found.first() is not None:
+        found = await session.one_or_none(_TASK_OF_USER, task_id=task_id, user_id=user_id)
+        if found is not None:
             return VersionMismatchError(task_id)
     return TaskNotFoundError(task_id)

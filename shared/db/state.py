@@ -6,14 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.applications import Starlette
 
 if TYPE_CHECKING:
     # Names for the type checker only: the auth and drain modules import this package.
     from shared.auth import KnownUsers
-    from shared.config import Settings
+    from shared.db.database import Database
     from shared.drain import Drain
 
 
@@ -21,9 +19,7 @@ if TYPE_CHECKING:
 class AppState:
     """Set once by `create_app`; `schema_ready` alone changes, when the start-up migration ends."""
 
-    settings: Settings
-    engine: AsyncEngine
-    session_factory: async_sessionmaker[AsyncSession]
+    database: Database
     # Users whose `users` row this process knows to be current (shared/auth.py).
     known_users: KnownUsers
     # The migration this code expects the database to be at.

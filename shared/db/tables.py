@@ -12,12 +12,10 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    delete,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, SQLModel, col
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel import Field, SQLModel
 
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 1000
@@ -131,9 +129,3 @@ class IdempotencyKey(SQLModel, table=True):
     response_body: str = Field(sa_type=Text)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
-
-
-async def purge_expired_idempotency_keys(session: AsyncSession) -> int:
-    """Delete the idempotency keys past their 24 hours; how many went."""
-    statement = delete(IdempotencyKey).where(col(IdempotencyKey.expires_at) < utc_now())
-    return (await session.exec(statement)).rowcount

@@ -10,68 +10,53 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import QueuePool
 
 from main import create_app
 from shared.config import Settings
 from shared.db import Task, User, app_state
 from tests.routes import RequestBodies
-from tests.support import stored_task, stored_user_or_none
+from tests.support import observe_database, stored_task, stored_user_or_none
 
 
 def wait_until_idle(client: TestClient) -> None:
     """Let the app's own start-up work (the idempotency-key purge) give its connection back.
 
     A request first makes the app's event loop run whatever start-up queued; then no connection
-    may stay checked out. Without this, a count of the engine's events could catch the purge.
+    may stay checked out. Without this, a count of the app's database use could catch the purge.
     """
     client.get("/health")
     assert isinstance(client.app, FastAPI)
-    pool = app_state(client.app).engine.sync_engine.pool
-    assert isinstance(pool, QueuePool)  # the only pool that counts what is checked out
+    database = app_state(client.app).database
     deadline = time.monotonic() + 10
-    while pool.checkedout():
+    while (stats := database.stats()).get("pool_size", 0) != stats.get("pool_available", 0):
         assert time.monotonic() < deadline, "the app kept a database connection for 10 s"
         time.sleep(0.01)
 
 
 @contextmanager
-def pool_use(app: FastAPI) -> Iterator[Counter[str]]:
-    """Counts the connections the app takes from its pool ("checkout") and opens ("connect")."""
+def pool_use() -> Iterator[Counter[str]]:
+    """Counts the connections the app takes from its pool ("checkout") and opens ("connect"),
+    filled in when the block ends."""
     seen: Counter[str] = Counter()
-    engine = app_state(app).engine.sync_engine
-
-    def checkout(*_args: object) -> None:
-        seen["checkout"] += 1
-
-    def connect(*_args: object) -> None:
-        seen["connect"] += 1
-
-    event.listen(engine, "checkout", checkout)
-    event.listen(engine, "connect", connect)
-    try:
+    with pytest.MonkeyPatch.context() as patch, observe_database(patch) as activity:
         yield seen
-    finally:
-        event.remove(engine, "checkout", checkout)
-        event.remove(engine, "connect", connect)
+    seen.update(
+        {
+            name: count
+            for name, count in (("checkout", activity.checkouts), ("connect", activity.connects))
+            if count
+        }
+    )
 
 
 @contextmanager
-def statements_sent(app: FastAPI) -> Iterator[list[str]]:
-    """Every SQL statement the app sends while the block runs."""
+def statements_sent() -> Iterator[list[str]]:
+    """Every SQL statement the app sends while the block runs, filled in when it ends."""
     seen: list[str] = []
-    engine = app_state(app).engine.sync_engine
-
-    def record(_conn, _cursor, statement, _parameters, _context, _executemany) -> None:
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
+    with pytest.MonkeyPatch.context() as patch, observe_database(patch) as activity:
         yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    seen.extend(statement.sql for statement in activity.statements)
 
 
 @contextmanager

@@ -49,7 +49,7 @@ def test_my_token_on_another_persons_path_is_403_before_any_sql(
     task_before = task_columns(db, bobs_task.id)
     bob_before = user_columns(db, "bob")
 
-    with statements_sent(idle_client.app) as sent:
+    with statements_sent() as sent:
         response = _request(
             idle_client,
             request_bodies,
@@ -106,7 +106,7 @@ def test_my_token_on_another_persons_task_id_is_404_like_a_missing_task(
 def test_the_path_must_name_the_tokens_subject_exactly(
     idle_client, db, auth_headers, path_user, bobs_task
 ):
-    with statements_sent(idle_client.app) as sent:
+    with statements_sent() as sent:
         response = idle_client.get(f"/api/{path_user}/tasks", headers=auth_headers("alice"))
 
     if path_user == "%61lice":

@@ -566,7 +566,7 @@ def test_a_bad_token_is_a_401_that_costs_no_database_connection(
     client = client_for(configuration)
     header = authorization(issued)
 
-    with pool_use(client.app) as used:
+    with pool_use() as used:
         response = client.post(
             LIST, json={"title": "must not be stored"}, headers={"Authorization": header}
         )
@@ -654,7 +654,7 @@ def test_a_flood_of_unknown_kids_does_not_refetch_the_key_set_each_time(settings
             assert client.get(LIST, headers={"Authorization": _bearer(good)}).status_code == 200
             statuses = []
             assert isinstance(client.app, FastAPI)
-            with pool_use(client.app) as used:
+            with pool_use() as used:
                 for _ in range(50):
                     stranger = ATTACKER_KEY.sign(claims_for(key_set.base_url), kid=uuid.uuid4().hex)
                     response = client.get(LIST, headers={"Authorization": _bearer(stranger)})
@@ -689,7 +689,7 @@ def test_a_tampered_copy_of_a_cached_token_is_refused(client_for, db):
     assert client.get(LIST, headers={"Authorization": _bearer(token)}).status_code == 200
 
     for tampered in (with_flipped_signature(token), with_payload(token, secret_claims(sub="bob"))):
-        with pool_use(client.app) as used:
+        with pool_use() as used:
             response = client.post(
                 "/api/bob/tasks",
                 json={"title": "must not be stored"},

@@ -241,12 +241,13 @@ def test_expired_idempotency_keys_are_purged_and_live_ones_kept(settings, db):
     IdempotencyKeyFactory(key="live", expires_at=utc_now() + timedelta(hours=1))
 
     async def purge() -> int:
-        engine = shared.db.create_engine(settings)
+        database = shared.db.Database(settings)
+        await database.open()
         try:
-            async with shared.db.create_session_factory(engine)() as session, session.begin():
+            async with database.session() as session:
                 return await shared.db.purge_expired_idempotency_keys(session)
         finally:
-            await engine.dispose()
+            await database.close()
 
     assert asyncio.run(purge()) == 1
     db.commit()
@@ -311,15 +312,16 @@ def test_an_unknown_pooler_mode_is_refused():
     [
         (NEON_DIRECT, {}, True),
         ("postgresql://u:p@127.0.0.1:5432/db", {}, True),
-        # Behind a transaction pooler the statement timeout is set per transaction, so reads
-        # keep one.
+        # Behind a transaction pooler the statement timeout is set per transaction, so every
+        # request keeps one.
         (NEON_POOLED, {}, False),
         (SELF_HOSTED, {"db_pooler": "transaction"}, False),
         (SELF_HOSTED, {"db_pooler": "transaction", "db_statement_timeout_seconds": 0}, True),
     ],
 )
-def test_reads_skip_the_transaction_only_where_it_is_safe(database_url, settings, expected):
+def test_statements_skip_the_transaction_only_where_it_is_safe(database_url, settings, expected):
     settings = settings_for_test(database_url=database_url, **settings)
-    engine = shared.db.create_engine(settings)
 
-    assert shared.db.reads_need_no_transaction(engine) is expected
+    database = shared.db.Database(settings)
+
+    assert (not database.timeout_per_transaction) is expected

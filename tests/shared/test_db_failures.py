@@ -4,12 +4,13 @@ value in what is logged."""
 
 from collections.abc import Iterator
 
+import psycopg
 import pytest
+from psycopg_pool import PoolTimeout
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from shared.db import SchemaNotReadyError, sync_database_url
+from shared.db import SchemaNotReadyError, StatementError, sync_database_url
 from shared.db_failures import (
     WITHHELD_MESSAGE,
     FailureKind,
@@ -133,14 +134,14 @@ def test_a_refused_connection_is_unavailable_with_libpqs_text_and_no_sqlstate():
 
 
 def test_the_pool_and_the_start_up_migration_are_their_own_reasons():
-    pool = describe_database_failure(PoolTimeoutError("QueuePool limit of size 1 reached"))
+    pool = describe_database_failure(PoolTimeout("all 1 connections of the pool stayed in use"))
     starting = describe_database_failure(SchemaNotReadyError())
 
     assert pool is not None
     assert starting is not None
     assert (pool.kind, pool.fields["message"]) == (
         FailureKind.POOL,
-        "QueuePool limit of size 1 reached",
+        "all 1 connections of the pool stayed in use",
     )
     assert starting.kind == FailureKind.SCHEMA_PENDING
     assert pool.retryable
@@ -149,3 +150,24 @@ def test_the_pool_and_the_start_up_migration_are_their_own_reasons():
 
 def test_what_is_not_the_databases_is_not_described():
     assert describe_database_failure(RuntimeError("a bug")) is None
+
+
+def test_a_requests_failed_statement_is_described_by_its_driver_error_and_its_sql(
+    postgres_server_url,
+):
+    # What a request's statement raises (shared/db/database.py): psycopg's error, with the SQL.
+    sql = "SELECT %(value)s::integer"
+    with psycopg.connect(postgres_server_url) as connection, pytest.raises(psycopg.Error) as raised:
+        connection.execute(sql, {"value": SECRET_VALUE})
+    lock_wait = psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")
+
+    failure = describe_database_failure(StatementError(raised.value, sql))
+    waited = describe_database_failure(StatementError(lock_wait, "UPDATE tasks SET ..."))
+
+    assert failure is not None
+    assert waited is not None
+    assert failure.kind == FailureKind.FAULT
+    assert (failure.fields["sqlstate"], failure.fields["statement"]) == ("22P02", sql)
+    assert failure.fields["message"] == WITHHELD_MESSAGE
+    assert SECRET_VALUE not in str(failure.log_fields())
+    assert (waited.kind, waited.retryable) == (FailureKind.TIMEOUT, True)

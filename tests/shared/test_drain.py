@@ -11,13 +11,14 @@ from pathlib import Path
 
 import httpx2
 import pytest
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, text
 
 from migrations import upgrade_database
 from shared.db import app_state, sync_database_url
 from shared.tokens import mint_token
 from tests.conftest import TEST_SECRET, empty_postgres_database, settings_for_test
 from tests.service import Service, running_service
+from tests.support import observe_database
 
 ALICE = {
     "Authorization": "Bearer "
@@ -34,25 +35,20 @@ def _assert_shutting_down(response: httpx2.Response) -> None:
     assert "shutting down" in problem["detail"]
 
 
-def test_a_draining_app_answers_ready_503_without_asking_the_database(client, app):
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args) -> None:
-        statements.append(statement)
-
+def test_a_draining_app_answers_ready_503_without_asking_the_database(client, app, monkeypatch):
     assert client.get("/ready").status_code == 200
-    event.listen(app_state(app).engine.sync_engine, "before_cursor_execute", record)
     app_state(app).drain.begin()
     try:
-        ready = client.get("/ready")
-        health = client.get("/health")
+        with observe_database(monkeypatch) as activity:
+            ready = client.get("/ready")
+            health = client.get("/health")
     finally:
         app_state(app).drain.began_at = None
-        event.remove(app_state(app).engine.sync_engine, "before_cursor_execute", record)
 
     _assert_shutting_down(ready)
     assert ready.headers["connection"] == "close"
-    assert statements == []
+    assert activity.statements == []
+    assert activity.checkouts == 0
     # Liveness is not readiness: the process is up and must not be restarted for draining.
     assert health.status_code == 200
     assert health.json() == {"status": "ok"}

@@ -5,7 +5,6 @@ Paths come from `features.registry`; the methods each has, from `/openapi.json`.
 """
 
 import pytest
-from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
@@ -25,9 +24,9 @@ ASKED = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "QUERY"]
 
 
 @pytest.fixture(scope="module")
-def documented_methods(app: FastAPI) -> dict[str, set[str]]:
-    with TestClient(app) as client:
-        document = client.get("/openapi.json").json()
+def documented_methods(_running_client: TestClient) -> dict[str, set[str]]:
+    # The session's running app: a second lifespan on it would close its pool under it.
+    document = _running_client.get("/openapi.json").json()
     return {path: {method.upper() for method in item} for path, item in document["paths"].items()}
 
 

@@ -1,9 +1,9 @@
+import psycopg
 from fastapi import APIRouter, Request
-from sqlalchemy.exc import SQLAlchemyError
 
 from features.health.check_readiness.query import find_schema_revision
 from features.health.check_readiness.schemas import CheckReadinessResponse
-from shared.db import DatabaseNotReadyError, SchemaNotReadyError, app_state
+from shared.db import DatabaseNotReadyError, SchemaNotReadyError, StatementError, app_state
 
 router = APIRouter()
 
@@ -32,13 +32,13 @@ async def check_readiness(request: Request) -> CheckReadinessResponse:
             raise SchemaNotReadyError
         # Its own session rather than the request's DbSession, whose failures (while connecting,
         # say) would be answered as any request's: a probe hears 503 whatever the database did.
-        async with state.session_factory() as session:
+        async with state.database.session() as session:
             found = await find_schema_revision(session)
         if found != expected:
             raise SchemaNotReadyError(
                 f"The database schema is at revision {found or 'none'}, not {expected}; "
                 "it needs migrating (uv run main.py migrate)."
             )
-    except (SQLAlchemyError, SchemaNotReadyError) as error:
+    except (psycopg.Error, StatementError, SchemaNotReadyError) as error:
         raise DatabaseNotReadyError from error
     return CheckReadinessResponse(schema_revision=expected)

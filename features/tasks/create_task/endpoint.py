@@ -7,6 +7,7 @@ from fastapi import APIRouter, Header, Request, Response, status
 from pydantic import AfterValidator, WithJsonSchema
 
 from features.tasks.create_task.query import (
+    EarlierRequest,
     claim_idempotency_key,
     find_live_idempotency_key,
     insert_task,
@@ -15,9 +16,10 @@ from features.tasks.create_task.schemas import CreateTaskRequest, CreateTaskResp
 from shared.auth import TaskOwner, record_user
 from shared.db import (
     FIRST_VERSION,
+    DatabaseSession,
     DbSession,
-    IdempotencyKey,
     ProblemError,
+    StoredTask,
     entity_tag,
     error_responses,
     json_response,
@@ -129,33 +131,46 @@ async def create_task(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Add a task to the signed-in person's list (safely retried with an Idempotency-Key)."""
-    fingerprint = _fingerprint(body) if idempotency_key is not None else ""
-    if idempotency_key is not None:
-        earlier = await find_live_idempotency_key(session, owner.id, idempotency_key)
-        if earlier is not None:
-            return _replay(request, session, earlier, fingerprint)
-    await record_user(request, session, owner)
-    task = await insert_task(session, owner.id, body.title, body.description, body.completed)
-    if task.id is None:  # never: the INSERT's RETURNING assigns it (this tells the type checker)
-        raise RuntimeError("the INSERT returned no task id")
-    created = json_response(
+    if idempotency_key is None:
+        # One statement (two more the first time this process sees the person), each
+        # committing by itself.
+        await record_user(request, session, owner)
+        task = await insert_task(session, owner.id, body.title, body.description, body.completed)
+        created = _created(request, task)
+    else:
+        # The task and its key stand or fall together.
+        async with session.transaction():
+            fingerprint = _fingerprint(body)
+            earlier = await find_live_idempotency_key(session, owner.id, idempotency_key)
+            if earlier is not None:
+                return _replay(request, session, earlier, fingerprint)
+            await record_user(request, session, owner)
+            task = await insert_task(
+                session, owner.id, body.title, body.description, body.completed
+            )
+            created = _created(request, task)
+            # The body stored for a replay is the very bytes sent now.
+            stored_body = bytes(created.body).decode()
+            if not await claim_idempotency_key(
+                session, owner.id, idempotency_key, fingerprint, task.id, stored_body
+            ):
+                # Raising rolls this request's task back: only the first request's task exists.
+                raise IdempotencyKeyInFlightError
+    log_after_commit(session, log.info, "task.created", task_id=task.id, user_id=owner.id)
+    return created
+
+
+def _created(request: Request, task: StoredTask) -> Response:
+    return json_response(
         CreateTaskResponse,
         task,
         status_code=status.HTTP_201_CREATED,
         headers={"Location": _location(request, task.id), "ETag": entity_tag(task.version)},
     )
-    # The body stored for a replay is the very bytes sent now.
-    if idempotency_key is not None and not await claim_idempotency_key(
-        session, owner.id, idempotency_key, fingerprint, task.id, bytes(created.body).decode()
-    ):
-        # Raising rolls this request's task back: only the first request's task exists.
-        raise IdempotencyKeyInFlightError
-    log_after_commit(session, log.info, "task.created", task_id=task.id, user_id=owner.id)
-    return created
 
 
 def _replay(
-    request: Request, session: DbSession, earlier: IdempotencyKey, fingerprint: str
+    request: Request, session: DatabaseSession, earlier: EarlierRequest, fingerprint: str
 ) -> Response:
     if earlier.request_fingerprint != fingerprint:
         raise IdempotencyKeyReusedError

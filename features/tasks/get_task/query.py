@@ -1,10 +1,11 @@
 from sqlmodel import select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import Task
+from shared.db import DatabaseSession, Statement, StoredTask, Task, task_of_user
+
+_TASK_OF_USER = Statement(select(Task).where(*task_of_user()), row=StoredTask)
 
 
-async def find_task_of_user(session: AsyncSession, user_id: str, task_id: int) -> Task | None:
-    # Filtering by owner in the query makes another person's task indistinguishable from none.
-    statement = select(Task).where(Task.id == task_id, Task.user_id == user_id)
-    return (await session.exec(statement)).one_or_none()
+async def find_task_of_user(
+    session: DatabaseSession, user_id: str, task_id: int
+) -> StoredTask | None:
+    return await session.one_or_none(_TASK_OF_USER, task_id=task_id, user_id=user_id)

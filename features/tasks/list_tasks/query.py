@@ -17,9 +17,8 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.db import Task, UserTaskCount
+from shared.db import DatabaseSession, Statement, StoredTask, Task, UserTaskCount
 
 SORT_COLUMNS = {"created": Task.created_at, "updated": Task.updated_at, "title": Task.title}
 
@@ -34,9 +33,16 @@ class Boundary:
     side: Literal["after", "before"]
 
 
+@dataclass(frozen=True, slots=True)
+class ListedTask(StoredTask):
+    """A task of the page, with the number of tasks that match (the same on every row)."""
+
+    total: int
+
+
 @dataclass(frozen=True)
 class Page:
-    tasks: Sequence[Task]
+    tasks: Sequence[StoredTask]
     total: int
     has_more_after: bool
     has_more_before: bool
@@ -89,7 +95,7 @@ def _total(status: str, searching: bool) -> Any:
 @cache
 def _page_statement(
     status: str, sort: str, forwards_is_descending: bool, searching: bool, from_edge: bool
-) -> Any:
+) -> Statement[ListedTask]:
     sort_column = col(SORT_COLUMNS[sort])
     task_id = col(Task.id)
     filters = _filters(status, searching)
@@ -107,22 +113,23 @@ def _page_statement(
         if forwards_is_descending
         else [sort_column.asc(), task_id.asc()]
     )
-    return (
+    return Statement(
         select(Task, _total(status, searching).label("total"))
         .where(*filters)
         .order_by(*ordering)
         .limit(bindparam("page_limit"))
-        .offset(bindparam("page_offset"))
+        .offset(bindparam("page_offset")),
+        row=ListedTask,
     )
 
 
 @cache
-def _total_statement(status: str, searching: bool) -> Any:
-    return select(_total(status, searching))
+def _total_statement(status: str, searching: bool) -> Statement[tuple[int]]:
+    return Statement(select(_total(status, searching)))
 
 
 async def find_page_of_tasks(
-    session: AsyncSession,
+    session: DatabaseSession,
     user_id: str,
     *,
     status: str,
@@ -152,17 +159,16 @@ async def find_page_of_tasks(
     if boundary is not None:
         values["edge_value"] = boundary.sort_value
         values["edge_id"] = boundary.task_id
-    rows = (await session.exec(statement, params=values)).all()
-    more_in_reading_direction = len(rows) > limit
-    rows = rows[:limit]
-    if rows:
-        total = int(rows[0][1])
+    tasks = await session.all(statement, **values)
+    more_in_reading_direction = len(tasks) > limit
+    tasks = tasks[:limit]
+    if tasks:
+        total = tasks[0].total
     else:
         # Only past the last page: a second statement, to say how many there are.
         count_values = {key: values[key] for key in ("user_id", "pattern") if key in values}
-        counted = await session.exec(_total_statement(status, searching), params=count_values)
-        total = int(counted.one())
-    tasks = [row[0] for row in rows]
+        counted = await session.one_or_none(_total_statement(status, searching), **count_values)
+        total = counted[0] if counted is not None else 0
     if reading_backwards:
         tasks.reverse()
         return Page(tasks, total, has_more_after=True, has_more_before=more_in_reading_direction)

@@ -11,7 +11,7 @@ import httpx2
 from sqlalchemy import Engine, text
 
 from migrations import upgrade_database
-from shared.db import create_engine, reads_need_no_transaction
+from shared.db import Database, Statement
 from tests.conftest import settings_for_test
 from tests.factories import TaskFactory
 from tests.faults.conftest import bearer
@@ -112,7 +112,7 @@ def test_without_db_pooler_a_transaction_pooler_refuses_the_timeout_option(
     assert "unsupported startup parameter: options" in bouncer.logs()
 
 
-def test_after_the_timeout_was_found_dropped_the_engine_treats_the_pooler_as_transactional(
+def test_after_the_timeout_was_found_dropped_the_pool_treats_the_pooler_as_transactional(
     direct_url, start_pgbouncer
 ):
     bouncer = start_pgbouncer(pool_mode="transaction", ignore_startup_parameters="options")
@@ -123,25 +123,22 @@ def test_after_the_timeout_was_found_dropped_the_engine_treats_the_pooler_as_tra
     )
 
     async def inspect() -> tuple[bool, bool, object, str]:
-        engine = create_engine(settings)
+        database = Database(settings)
+        await database.open()
         try:
-            before = reads_need_no_transaction(engine)
-            async with engine.connect() as connection:
-                driver = (await connection.get_raw_connection()).driver_connection
-                assert driver is not None
-                shown = await connection.exec_driver_sql("SHOW statement_timeout")
-                in_force = shown.scalar_one()
-                return (
-                    before,
-                    reads_need_no_transaction(engine),
-                    driver.prepare_threshold,
-                    in_force,
-                )
+            before = database.timeout_per_transaction
+            connection, pool = await database.checkout()  # the first connection finds it out
+            prepare_threshold = connection.prepare_threshold
+            await pool.putconn(connection)
+            async with database.session() as session:
+                shown = await session.one_or_none(Statement(text("SHOW statement_timeout")))
+            assert shown is not None
+            return before, database.timeout_per_transaction, prepare_threshold, shown[0]
         finally:
-            await engine.dispose()
+            await database.close()
 
     before, after, prepare_threshold, in_force = asyncio.run(inspect())
 
-    assert (before, after) == (True, False)
+    assert (before, after) == (False, True)  # per transaction once found dropped
     assert prepare_threshold is None  # psycopg's default is 5: prepared statements are off
     assert in_force == f"{TIMEOUT_SECONDS}s"  # the transaction's own SET LOCAL

@@ -17,12 +17,13 @@ import pytest
 # without marking them public for a type checker.
 from factory import declarations
 from factory.helpers import build_batch
-from sqlalchemy import delete, event, insert, text
+from sqlalchemy import delete, insert, text
 from sqlalchemy.orm import Session
 
-from shared.db import Task, User, app_state, utc_now
+from shared.db import Task, User, utc_now
 from tests import factories
 from tests.factories import TaskFactory, UserFactory
+from tests.support import DatabaseActivity, observe_database
 
 READERS_TASKS = 10_000
 OTHER_PEOPLE = 20
@@ -69,18 +70,10 @@ def _plan(connection: Any, statement: str, parameters: Any) -> Plan:
 
 
 @pytest.fixture
-def sent_statements(app) -> Iterator[list[tuple[str, Any]]]:
-    """The SELECTs on the tasks table that the app sends, with their parameters."""
-    seen: list[tuple[str, Any]] = []
-
-    def record(_conn, _cursor, statement, parameters, _context, _executemany) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM tasks" in statement:
-            seen.append((statement, parameters))
-
-    engine = app_state(app).engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
+def sent_statements(monkeypatch) -> Iterator[DatabaseActivity]:
+    """What the app sends to the database, the list's SELECTs among it."""
+    with observe_database(monkeypatch) as activity:
+        yield activity
 
 
 @pytest.fixture(scope="module")
@@ -133,14 +126,16 @@ def client(_running_client):
     return _running_client
 
 
-def _plan_of_list_request(client, database, headers, query: str, sent) -> Plan:
-    sent.clear()
+def _plan_of_list_request(
+    client, database, headers, query: str, activity: DatabaseActivity
+) -> Plan:
+    activity.clear()
     response = client.get(f"/api/reader/tasks{query}", headers=headers)
     assert response.status_code == 200, response.text
+    sent = [s for s in activity.statements if s.verb == "SELECT" and "FROM tasks" in s.sql]
     assert sent, "the list sent no SELECT on tasks"
-    statement, parameters = sent[0]
     with database.engine.connect() as connection:
-        return _plan(connection, statement, parameters)
+        return _plan(connection, sent[0].sql, sent[0].values)
 
 
 FIRST_PAGES = {
