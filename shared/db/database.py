@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import select
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Annotated, Any
 
 import psycopg
@@ -32,7 +32,7 @@ import structlog
 from fastapi import Depends, Request
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict
-from psycopg.pq import ConnStatus, TransactionStatus
+from psycopg.pq import ConnStatus, ExecStatus, TransactionStatus
 from psycopg.types.datetime import TimestamptzLoader
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -69,6 +69,14 @@ class _UtcTimestamptzLoader(TimestamptzLoader):
 
     def load(self, data: Any) -> datetime:
         return super().load(data).astimezone(UTC)
+
+
+_A_WINTER_AND_A_SUMMER_DAY = (datetime(2026, 1, 15), datetime(2026, 7, 15))
+
+
+def _is_utc(zone: tzinfo) -> bool:
+    """Whether a time zone is UTC by another name (UTC, Etc/UTC, GMT, Zulu, ...)."""
+    return all(zone.utcoffset(day) == timedelta(0) for day in _A_WINTER_AND_A_SUMMER_DAY)
 
 
 class Database:
@@ -179,7 +187,10 @@ class Database:
         self._connect_failed = None
 
     async def _configure(self, connection: AsyncConnection) -> None:
-        connection.adapters.register_loader("timestamptz", _UtcTimestamptzLoader)
+        if not _is_utc(connection.info.timezone):
+            # psycopg's own (compiled) loader already gives UTC where the session's TimeZone is
+            # UTC, as on most servers; elsewhere each timestamp is converted (in Python).
+            connection.adapters.register_loader("timestamptz", _UtcTimestamptzLoader)
         if self._timeout_ms and not self.timeout_per_transaction:
             await self._check_the_timeout_arrived(connection)
         if not self._prepare or (self.timeout_per_transaction and self._prepared_by_default):
@@ -360,7 +371,10 @@ class DatabaseSession:
         cursor = connection.cursor(row_factory=statement.row_factory)
         try:
             await cursor.execute(statement.query, statement.values(values))
-            rows = await cursor.fetchall() if cursor.description is not None else []
+            # (Asked of the result itself: `cursor.description` would build its columns.)
+            result = cursor.pgresult
+            returned_rows = result is not None and result.status == ExecStatus.TUPLES_OK
+            rows = await cursor.fetchall() if returned_rows else []
         except _CONNECTION_LOST:
             raise
         except psycopg.Error as error:

@@ -1,16 +1,19 @@
 import asyncio
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel, col
 
 import shared.db
+from main import create_app
 from migrations import alembic_config, upgrade_database
 from shared.db import (
     DatabaseUrlError,
@@ -19,9 +22,16 @@ from shared.db import (
     sync_database_url,
     utc_now,
 )
-from tests.conftest import empty_postgres_database, settings_for_test
+from shared.tokens import mint_token
+from tests.conftest import TEST_SECRET, empty_postgres_database, settings_for_test
 from tests.factories import IdempotencyKeyFactory, TaskFactory, UserFactory
-from tests.support import stored_counts, stored_task_or_none
+from tests.support import (
+    run_sql,
+    scalar_at,
+    stored_counts,
+    stored_task_or_none,
+    throwaway_database,
+)
 
 HEAD_REVISION = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
@@ -325,3 +335,25 @@ def test_statements_skip_the_transaction_only_where_it_is_safe(database_url, set
     database = shared.db.Database(settings)
 
     assert (not database.timeout_per_transaction) is expected
+
+
+@pytest.mark.parametrize("zone", ["Asia/Kolkata", "Etc/UTC"])
+def test_timestamps_are_answered_in_utc_whatever_the_servers_time_zone(request, zone):
+    with throwaway_database(request) as url:
+        # As a server configured for its operators' local time would send them.
+        run_sql(url, f"ALTER DATABASE {make_url(url).database} SET TimeZone = '{zone}'")
+        settings = settings_for_test(
+            database_url=url, better_auth_secret=TEST_SECRET, migrate_on_start=False
+        )
+        headers = {"Authorization": f"Bearer {mint_token(settings, 'alice')}"}
+        with TestClient(create_app(settings)) as client:
+            created = client.post("/api/alice/tasks", json={"title": "x"}, headers=headers)
+            read = client.get(f"/api/alice/tasks/{created.json()['id']}", headers=headers)
+        stored = scalar_at(url, "SELECT extract(epoch FROM created_at) FROM tasks")
+
+    for body in (created.json(), read.json()):
+        assert body["created_at"].endswith("Z"), body
+        assert datetime.fromisoformat(body["created_at"]).timestamp() == pytest.approx(
+            float(stored),
+            abs=1e-6,  # type: ignore[arg-type]
+        )
