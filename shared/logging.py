@@ -48,6 +48,11 @@ _JWT_SHAPED = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)
 # recognisable only where it follows "Bearer", as anything after that word is a credential.
 _SIGNED_SESSION_TOKEN = re.compile(r"[A-Za-z0-9]{32}\.[A-Za-z0-9+/_-]{43}=?")
 _AFTER_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]+=*")
+# Any of the three, to look once: most values (a path, a status, an id) hold none of them.
+_ANY_TOKEN = re.compile(
+    "|".join(f"(?:{pattern.pattern})" for pattern in (_JWT_SHAPED, _SIGNED_SESSION_TOKEN))
+    + r"|(?i:bearer\s)"
+)
 
 
 def _scrubber(secrets: list[str]) -> structlog.types.Processor:
@@ -59,11 +64,13 @@ def _scrubber(secrets: list[str]) -> structlog.types.Processor:
     ) -> structlog.types.EventDict:
         for key, value in event_dict.items():
             if isinstance(value, str):
-                value = _JWT_SHAPED.sub("[redacted token]", value)
-                value = _SIGNED_SESSION_TOKEN.sub("[redacted token]", value)
-                value = _AFTER_BEARER.sub(r"\1[redacted token]", value)
+                if _ANY_TOKEN.search(value):
+                    value = _JWT_SHAPED.sub("[redacted token]", value)
+                    value = _SIGNED_SESSION_TOKEN.sub("[redacted token]", value)
+                    value = _AFTER_BEARER.sub(r"\1[redacted token]", value)
                 for secret in secrets:
-                    value = value.replace(secret, "[redacted]")
+                    if secret in value:
+                        value = value.replace(secret, "[redacted]")
                 event_dict[key] = value
         return event_dict
 
