@@ -161,6 +161,9 @@ class Database:
 
     async def open(self) -> None:
         """Start a pool (at the application's start): it connects when a request needs it."""
+        # What an earlier pool learnt belongs to its event loop (an app started again, as the
+        # tests do, runs in a new one).
+        self._down, self._connect_failed = None, None
         self._pool = self._new_pool()
         await self._pool.open(wait=False)
 
