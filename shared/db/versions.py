@@ -23,6 +23,9 @@ def entity_tag(version: int) -> str:
     return f'"{version}"'
 
 
+_LARGEST_VERSION = 2**63 - 1  # tasks.version is a BIGINT
+
+
 def versions_in(header: str, *, weak_matches: bool) -> set[int] | None:
     """The versions an `If-Match` / `If-None-Match` header names; None for `*` (any version).
 
@@ -37,9 +40,13 @@ def versions_in(header: str, *, weak_matches: bool) -> set[int] | None:
         if match is None:
             raise ValueError('must be "*" or a list of entity tags such as "3"')
         weak, tag = match.groups()
-        if (weak and not weak_matches) or not tag.isdigit():
+        # Only what this service issues can match: ASCII digits ("²" is a digit to Python, and
+        # not to int()) within a BIGINT, the column the versions are compared with.
+        if (weak and not weak_matches) or not (tag.isascii() and tag.isdigit()):
             continue
-        versions.add(int(tag))
+        version = int(tag)
+        if version <= _LARGEST_VERSION:
+            versions.add(version)
     return versions
 
 
