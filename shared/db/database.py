@@ -85,10 +85,10 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         self.plan: ConnectionPlan = connection_plan(settings)
         self.conninfo = conninfo(settings)
-        self._timeout_ms = round(settings.db_statement_timeout_seconds * 1000)
+        self.statement_timeout_ms = round(settings.db_statement_timeout_seconds * 1000)
         # Behind a transaction pooler a session's SET would not last to our next transaction
         # (and would reach the pooler's next client), so the limit is set in each transaction.
-        self.timeout_per_transaction = bool(self._timeout_ms) and (
+        self.timeout_per_transaction = bool(self.statement_timeout_ms) and (
             self.plan.pooler is DbPooler.TRANSACTION
         )
         self._prepare = self.plan.prepared_statements
@@ -104,6 +104,11 @@ class Database:
         self._pool: AsyncConnectionPool | None = None
         # The pool an outage left behind, closing (a reference, so that the task runs to its end).
         self._closing: asyncio.Task[None] | None = None
+        # Connections handed out by `checkout` and not yet given back, whichever pool's.
+        self._connections_out = 0
+        # Connections going back to the pool after the request that waited for them was
+        # cancelled (references, so that the tasks run to their end).
+        self._returning: set[asyncio.Future[None]] = set()
 
     # -- the pool ------------------------------------------------------------------------------
 
@@ -115,9 +120,9 @@ class Database:
             "connect_timeout": self._settings.db_connect_timeout_seconds,
             "autocommit": True,
         }
-        if self._timeout_ms and not self.timeout_per_transaction:
+        if self.statement_timeout_ms and not self.timeout_per_transaction:
             given = conninfo_to_dict(self.conninfo).get("options")
-            timeout = f"-c statement_timeout={self._timeout_ms}"
+            timeout = f"-c statement_timeout={self.statement_timeout_ms}"
             options["options"] = f"{given} {timeout}" if given else timeout
         if not self._prepare:
             # psycopg prepares a statement on the server after its fifth use. Behind a pooler
@@ -194,7 +199,7 @@ class Database:
             # psycopg's own (compiled) loader already gives UTC where the session's TimeZone is
             # UTC, as on most servers; elsewhere each timestamp is converted (in Python).
             connection.adapters.register_loader("timestamptz", _UtcTimestamptzLoader)
-        if self._timeout_ms and not self.timeout_per_transaction:
+        if self.statement_timeout_ms and not self.timeout_per_transaction:
             await self._check_the_timeout_arrived(connection)
         if not self._prepare or (self.timeout_per_transaction and self._prepared_by_default):
             connection.prepare_threshold = None
@@ -208,12 +213,12 @@ class Database:
         )
         row = await cursor.fetchone()
         in_force = int(row[0]) if row is not None else 0
-        if in_force == self._timeout_ms:
+        if in_force == self.statement_timeout_ms:
             return
         self.timeout_per_transaction = True
         log.warning(
             "database.statement_timeout_dropped",
-            asked_ms=self._timeout_ms,
+            asked_ms=self.statement_timeout_ms,
             in_force_ms=in_force,
             hint="something between here and PostgreSQL (a pooler ignoring the `options` "
             "startup parameter?) dropped the statement timeout; it is now set per "
@@ -234,18 +239,29 @@ class Database:
             ) from error
 
     async def _checkout(self) -> tuple[AsyncConnection, AsyncConnectionPool]:
-        if self._down is not None:
-            await self._probe()
         pool = self._open_pool()
+        if self._down is not None and not pool.get_stats().get("pool_available", 0):
+            # With idle connections at hand (a failure to connect beside them, such as the
+            # server's connection limit) there is nothing to probe.
+            await self._probe()
+            pool = self._open_pool()
         # Each connection the server closed while it was idle is dropped (and replaced by the
         # pool) on the spot; the pool's own `check` would wait longer after each one it found.
         for _ in range(self._settings.db_pool_size + self._settings.db_max_overflow):
             connection = await self._connection_from(pool)
             if _still_connected(connection):
+                self._connections_out += 1
                 return connection, pool
             await connection.close()
             await pool.putconn(connection)
-        return await self._connection_from(pool), pool
+        connection = await self._connection_from(pool)
+        self._connections_out += 1
+        return connection, pool
+
+    async def give_back(self, connection: AsyncConnection, pool: AsyncConnectionPool) -> None:
+        """Return a connection `checkout` gave, to the pool it came from."""
+        self._connections_out -= 1
+        await pool.putconn(connection)
 
     async def _connection_from(self, pool: AsyncConnectionPool) -> AsyncConnection:
         if pool.get_stats().get("pool_available", 0):
@@ -256,13 +272,31 @@ class Database:
             self._connect_failed = asyncio.get_running_loop().create_future()
         connect_failed = self._connect_failed
         getting = asyncio.ensure_future(pool.getconn())
-        await asyncio.wait((getting, connect_failed), return_when=asyncio.FIRST_COMPLETED)
-        if getting.done():
-            return getting.result()
-        getting.cancel()
-        with contextlib.suppress(BaseException):
-            await getting
-        raise psycopg.OperationalError(str(connect_failed.result()))
+        try:
+            await asyncio.wait((getting, connect_failed), return_when=asyncio.FIRST_COMPLETED)
+            if not getting.done():
+                getting.cancel()
+                await asyncio.wait((getting,))
+        except BaseException:
+            # This request was cancelled while it waited: a connection given to it meanwhile
+            # goes back to the pool, or the pool would have one fewer for good.
+            getting.cancel()
+            getting.add_done_callback(self._give_back_if_given(pool))
+            raise
+        if getting.cancelled():
+            raise psycopg.OperationalError(str(connect_failed.result()))
+        return getting.result()  # the connection, or the pool's own error (its timeout)
+
+    def _give_back_if_given(
+        self, pool: AsyncConnectionPool
+    ) -> Callable[["asyncio.Future[AsyncConnection]"], None]:
+        def give_back(getting: "asyncio.Future[AsyncConnection]") -> None:
+            if not getting.cancelled() and getting.exception() is None:
+                returning = asyncio.ensure_future(pool.putconn(getting.result()))
+                self._returning.add(returning)
+                returning.add_done_callback(self._returning.discard)
+
+        return give_back
 
     async def _probe(self) -> None:
         """The database was found down: connect once, now. A failure is this request's answer;
@@ -278,8 +312,10 @@ class Database:
             return  # another request ended the outage meanwhile
         self._down = None
         old = self._open_pool()
-        if old.get_stats().get("pool_available", 0):
-            return  # the pool has connections: it was a passing failure, not an outage
+        if old.get_stats().get("pool_available", 0) or self._connections_out:
+            # The pool has connections, idle or serving: it was a passing failure, not an
+            # outage, and a second pool beside this one would only double the connections.
+            return
         await self.open()
         log.info("database.reconnected")
         # Connections still out return to the old pool, which closes them.
@@ -335,14 +371,15 @@ class DatabaseSession:
         """Make the rest of the session one transaction, committed when the session finishes:
         for a statement that must not outlive the ones after it (a person's `users` row written
         for a change that may then find nothing to change)."""
-        if self._in_transaction:
-            return
-        await self._begin(await self._connect(), with_timeout=False)
+        # Connecting first: behind a transaction pooler that begins the session's transaction.
+        connection = await self._connect()
+        if not self._in_transaction:
+            await self._begin(connection, with_timeout=False)
 
     async def _begin(self, connection: AsyncConnection, *, with_timeout: bool) -> None:
         await connection.execute(b"BEGIN")
         self._in_transaction = True
-        timeout_ms = self._database._timeout_ms
+        timeout_ms = self._database.statement_timeout_ms
         if with_timeout and timeout_ms:
             # A transaction-mode pooler hands a SET made outside a transaction to whichever
             # client comes next; SET LOCAL ends with ours.
@@ -402,6 +439,8 @@ class DatabaseSession:
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """The statements in the block commit together at its end, or none does."""
+        # Connecting first: behind a transaction pooler that begins the session's transaction.
+        await self._connect()
         if self._in_transaction:
             yield  # inside the session's transaction already, which commits when it finishes
             return
@@ -464,7 +503,7 @@ class DatabaseSession:
         self._connection = self._pool = None
         self._in_transaction = False
         if connection is not None and pool is not None:
-            await pool.putconn(connection)
+            await self._database.give_back(connection, pool)
 
     async def __aenter__(self) -> "DatabaseSession":
         return self

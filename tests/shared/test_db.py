@@ -8,7 +8,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, literal, select, text
 from sqlalchemy.engine import make_url
 from sqlmodel import SQLModel, col
 
@@ -26,6 +26,7 @@ from shared.tokens import mint_token
 from tests.conftest import TEST_SECRET, empty_postgres_database, settings_for_test
 from tests.factories import IdempotencyKeyFactory, TaskFactory, UserFactory
 from tests.support import (
+    observe_database,
     run_sql,
     scalar_at,
     stored_counts,
@@ -356,3 +357,31 @@ def test_timestamps_are_answered_in_utc_whatever_the_servers_time_zone(request, 
         assert body["created_at"].endswith("Z"), body
         moment = datetime.fromisoformat(body["created_at"]).timestamp()
         assert moment == pytest.approx(stored, abs=1e-6)
+
+
+def test_behind_a_transaction_pooler_a_session_is_one_transaction_with_its_time_limit(
+    settings, monkeypatch
+):
+    # The session's own SQL is what is checked, so the direct server stands in for the pooler.
+    url = settings.database_url.get_secret_value()
+    pooled = settings_for_test(database_url=url, db_pooler="transaction")
+
+    async def a_first_write_with_a_transaction_block() -> None:
+        database = shared.db.Database(pooled)
+        await database.open()
+        try:
+            async with database.session() as session:
+                await session.begin()  # as record_user does for a person's first write
+                async with session.transaction():  # as the Idempotency-Key path does
+                    await session.one_or_none(shared.db.Statement(select(literal(1))))
+                await session.one_or_none(shared.db.Statement(select(literal(2))))
+        finally:
+            await database.close()
+
+    with observe_database(monkeypatch) as activity:
+        asyncio.run(a_first_write_with_a_transaction_block())
+
+    # One BEGIN with its time limit, and one COMMIT when the session finishes: neither begin()
+    # nor the block may open a second transaction or commit the session's early.
+    assert activity.verbs == ["BEGIN", "SET", "SELECT", "SELECT", "COMMIT"]
+    assert [sent.in_transaction for sent in activity.statements] == [False, True, True, True, True]

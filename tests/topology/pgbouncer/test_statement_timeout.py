@@ -129,7 +129,7 @@ def test_after_the_timeout_was_found_dropped_the_pool_treats_the_pooler_as_trans
             before = database.timeout_per_transaction
             connection, pool = await database.checkout()  # the first connection finds it out
             prepare_threshold = connection.prepare_threshold
-            await pool.putconn(connection)
+            await database.give_back(connection, pool)
             async with database.session() as session:
                 shown = await session.one_or_none(Statement(text("SHOW statement_timeout")))
             assert shown is not None
