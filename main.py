@@ -39,7 +39,7 @@ from shared.db import (
     app_state,
     async_database_url,
     configured_database_url,
-    connection_plan,
+    libpq_url,
     purge_expired_idempotency_keys,
 )
 from shared.db.embedded import embedded_postgres
@@ -77,12 +77,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info(
             "app.started",
             environment=settings.app_env.value,
-            database=async_database_url(configured_database_url(settings))
-            .set(drivername="postgresql")
-            .render_as_string(hide_password=True),
+            database=libpq_url(settings).render_as_string(hide_password=True),
             shared_secret_tokens=verifier.shared_secret is not None,
             jwks_url=verifier.public_keys.key_set.url if verifier.public_keys else None,
-            **connection_plan(settings).log_fields(),
+            **database.plan.log_fields(),
         )
         await database.open()
         upkeep = asyncio.create_task(_keep_the_database(app, settings))

@@ -68,7 +68,7 @@ from shared.db.urls import (
     async_database_url,
     configured_database_url,
     connection_plan,
-    conninfo,
+    libpq_url,
     sync_database_url,
 )
 from shared.db.versions import FIRST_VERSION, IfMatch, IfNoneMatch, entity_tag, versions_in
@@ -111,11 +111,11 @@ __all__ = [
     "at_expected_versions",
     "configured_database_url",
     "connection_plan",
-    "conninfo",
     "entity_tag",
     "error_responses",
     "is_storable_text",
     "json_response",
+    "libpq_url",
     "log_after_commit",
     "not_found_or_changed",
     "purge_expired_idempotency_keys",

@@ -39,7 +39,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from shared.config import DbPooler, Settings
 from shared.db.state import app_state
 from shared.db.statements import RowT, Statement
-from shared.db.urls import ConnectionPlan, connection_plan, conninfo
+from shared.db.urls import ConnectionPlan, connection_plan, libpq_url
 
 log = structlog.get_logger()
 
@@ -84,7 +84,7 @@ class Database:
 
     def __init__(self, settings: Settings) -> None:
         self.plan: ConnectionPlan = connection_plan(settings)
-        self.conninfo = conninfo(settings)
+        self.conninfo = libpq_url(settings).render_as_string(hide_password=False)
         self.statement_timeout_ms = round(settings.db_statement_timeout_seconds * 1000)
         # Behind a transaction pooler a session's SET would not last to our next transaction
         # (and would reach the pooler's next client), so the limit is set in each transaction.

@@ -102,8 +102,7 @@ def connection_plan(settings: Settings) -> ConnectionPlan:
     return ConnectionPlan(pooler, pooler_reason, prepared, prepared_reason)
 
 
-def conninfo(settings: Settings) -> str:
-    """The libpq connection string psycopg's pool connects with (a `postgresql://` URI, its query
-    string passed to libpq as it is)."""
-    url = async_database_url(configured_database_url(settings))
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+def libpq_url(settings: Settings) -> URL:
+    """The URL psycopg's pool connects with (a `postgresql://` URI, its query string passed to
+    libpq as it is); rendered with its password to connect, without it to be logged."""
+    return async_database_url(configured_database_url(settings)).set(drivername="postgresql")
