@@ -10,8 +10,8 @@ postgresql-client or postgresql-contrib package).
 One seeded database (this service's migrated schema; a busy person with 100,000 tasks and 1,000
 people with 100 each, vacuumed), copied once per variant: the schema as the migrations leave it
 ("as is": each backend adds its deltas to the person's counter slot `pg_backend_pid() % 64`),
-with migration 0002's design put back ("users row": the counts on the person's `users` row, the
-trigger function as 0002 wrote it, which is what migration 0004's downgrade restores), and
+with migration 0002's design put back ("users row": the counts on the person's `users` row and
+0002's trigger function, by running migration 0004's own downgrade on the copy), and
 without any count trigger (the floor). The variants change only these bench databases.
 
 pgbench then sends, by `--clients` connections at once, each write the endpoints send: the
@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import LiteralString
@@ -52,6 +52,8 @@ from psycopg import sql  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from bench.support import add_postgres_url_argument, fresh_database  # noqa: E402
+from migrations import alembic_config, migration_engine  # noqa: E402
+from shared.db import sync_database_url  # noqa: E402
 
 BUSY_PERSON = "busy"
 PEOPLE = 1_000
@@ -82,36 +84,30 @@ PEOPLE_CASES = {
 }
 MODES = {"autocommit": "{write}\n", "transaction": "BEGIN;\n{write}\nCOMMIT;\n"}
 
-# Migration 0002's design, as migration 0004's downgrade restores it (its function body too).
-USERS_ROW = """
-ALTER TABLE users ADD COLUMN task_count bigint NOT NULL DEFAULT 0,
-                  ADD COLUMN completed_count bigint NOT NULL DEFAULT 0;
-UPDATE users SET task_count = slots.tasks, completed_count = slots.completed
-  FROM (SELECT user_id, sum(task_count) AS tasks, sum(completed_count) AS completed
-          FROM user_task_counts GROUP BY user_id) AS slots
- WHERE users.id = slots.user_id;
-CREATE OR REPLACE FUNCTION tasks_keep_user_counts() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        UPDATE users SET task_count = task_count + 1,
-                         completed_count = completed_count + NEW.completed::int
-         WHERE id = NEW.user_id;
-    ELSIF TG_OP = 'DELETE' THEN
-        UPDATE users SET task_count = task_count - 1,
-                         completed_count = completed_count - OLD.completed::int
-         WHERE id = OLD.user_id;
-    ELSIF NEW.completed IS DISTINCT FROM OLD.completed THEN
-        UPDATE users SET completed_count = completed_count + NEW.completed::int - OLD.completed::int
-         WHERE id = NEW.user_id;
-    END IF;
-    RETURN NULL;
-END $$;
-DROP TABLE user_task_counts;
-"""
-VARIANTS: dict[str, LiteralString] = {
-    "as is": "",
-    "users row": USERS_ROW,
-    "no count trigger": "DROP TRIGGER tasks_keep_user_counts ON tasks;",
+
+def _users_row_design(url: str) -> None:
+    """Migration 0002's design (the counts on the `users` row, its trigger function), put back by
+    migration 0004's own downgrade rather than by a copy of it."""
+    from alembic import command
+
+    engine = migration_engine(sync_database_url(url))
+    try:
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection), "0003")
+    finally:
+        engine.dispose()
+
+
+def _without_count_trigger(url: str) -> None:
+    with psycopg.connect(_libpq_url(url), autocommit=True) as connection:
+        connection.execute("DROP TRIGGER tasks_keep_user_counts ON tasks")
+
+
+# How each variant's copy is changed from the migrated schema ("as is": not at all).
+VARIANTS: dict[str, Callable[[str], None] | None] = {
+    "as is": None,
+    "users row": _users_row_design,
+    "no count trigger": _without_count_trigger,
 }
 BASELINE = "users row"
 
@@ -210,8 +206,8 @@ def _copies(admin_url: str, template: str) -> Iterator[dict[str, str]]:
         }
         for variant, url in urls.items():
             if change := VARIANTS[variant]:
+                change(url)
                 with psycopg.connect(_libpq_url(url), autocommit=True) as connection:
-                    connection.execute(change)
                     connection.execute("VACUUM ANALYZE")
         yield urls
     finally:
