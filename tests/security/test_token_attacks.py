@@ -701,9 +701,11 @@ def test_a_tampered_copy_of_a_cached_token_is_refused(client_for, db):
 
 
 def test_a_token_that_expires_while_cached_is_refused(settings, db):
-    expires = int(time.time()) + 1
-    token = forge(secret_claims(exp=expires))
     with running_client(settings.model_copy(update={"jwt_leeway_seconds": 0})) as client:
+        # Made once the app is up, so that a slow start cannot spend the token's life: at least
+        # one whole second of it is left for the first request.
+        expires = int(time.time()) + 2
+        token = forge(secret_claims(exp=expires))
         assert client.get(LIST, headers={"Authorization": _bearer(token)}).status_code == 200
         time.sleep(max(0.0, expires + 0.05 - time.time()))
         response = client.get(LIST, headers={"Authorization": _bearer(token)})
